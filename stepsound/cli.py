@@ -1,0 +1,77 @@
+"""The ``stepsound`` command line: one command, several subcommands.
+
+Each subcommand lives in the module that does its work; that module exposes
+``add_arguments(parser)`` and ``run(args) -> int``.  This file only wires them
+together and turns errors into one line on stderr:
+
+* exit 0: success; 1: runtime error (bad file, device lost, ...);
+* 2: usage error; 130: stopped cleanly by Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from stepsound import __version__
+from stepsound.errors import ParameterError, StepsoundError
+
+#: (subcommand, module, one-line help).  Modules are imported lazily so that
+#: ``stepsound analyze`` never pays for sounddevice or matplotlib.
+SUBCOMMANDS: list[tuple[str, str, str]] = [
+    ("analyze", "stepsound.analyze", "detect steps and cadence in recordings (offline)"),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # pragma: no cover - exercised via main()
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full argument parser (imports every subcommand module)."""
+    parser = _Parser(prog="stepsound", description="Real-time audio cadence and footstrike metronome.")
+    parser.add_argument("--version", action="version", version=f"stepsound {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module_name, help_text in SUBCOMMANDS:
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (never raises for user errors)."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "_module", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return int(args._module.run(args) or 0)
+    except _UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except ParameterError as exc:
+        print(f"stepsound: error: {exc}", file=sys.stderr)
+        return 2
+    except StepsoundError as exc:
+        print(f"stepsound: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stepsound: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
