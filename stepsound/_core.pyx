@@ -1,0 +1,672 @@
+# cython: language_level=3
+"""Streaming step (footfall) detector: the Cython core of stepsound.
+
+One :class:`StepDetector` consumes mono float32 audio in blocks of any size
+and finds footfalls.  Everything that happens per sample or per hop lives
+here; per-step logic (cadence, grading, coaching) is plain Python.
+
+Signal path, per sample::
+
+    x -> HP 40 Hz ("hp", broadband) -+-> LP 300 Hz            -> low band
+                                     +-> HP 300 -> LP 2 kHz   -> mid band
+                                     +-> HP 2 kHz -> LP 8 kHz -> high band
+
+Per hop (``hop_length`` samples, hop boundaries at absolute sample indices
+that are multiples of ``hop_length``) each of the four signals gives a power
+in dB.  A quantile tracker follows each band's noise floor.  The onset
+detection function (ODF) is, summed over bands with weights, the part of the
+band level that is *both* above the noise floor (by more than a margin) *and*
+a fresh rise over the last few hops: steady noise, hum and slow swells give
+none.  A step is committed when the ODF crosses an adaptive threshold (a
+fraction of the recent steps' ODF peaks, never below an absolute minimum)
+outside the refractory interval, as soon as its ODF peak is confirmed.  The
+onset is then refined to the sample in a ring buffer of the broadband signal.
+
+Two kinds of event are produced:
+
+* ``EVENT_ONSET``: a committed step, ``confirm`` hops after its onset hop at
+  the latest (this is the detection latency);
+* ``EVENT_STEP``: the same step with its features, once the feature window
+  (``feature_window_s`` after the onset) has been seen.
+
+Because all state advances one sample at a time, the events do not depend on
+how the audio is cut into blocks.
+"""
+from libc.math cimport log10, sqrt, fabs, isfinite, HUGE_VAL, NAN, pow
+cimport cython
+import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
+
+DEF NB = 4          # signals tracked per hop: 0 broadband, 1 low, 2 mid, 3 high
+DEF NSOS = 6        # biquad sections
+DEF MAXW = 256      # max hops in a feature window
+DEF MAXRISE = 32    # max hops of rise look-back
+
+DEF _ONSET = 1
+DEF _STEP = 2
+EVENT_ONSET = _ONSET
+EVENT_STEP = _STEP
+
+#: Feature columns of the ``features`` table, in order.  Levels in dB re full
+#: scale (dBFS, power), times in ms.
+FEATURE_NAMES = (
+    "peak_db",            # peak |x| of the broadband (HP 40 Hz) signal in the feature window, dBFS
+    "energy_db",          # noise-compensated mean power over the energy window, dBFS
+    "snr_db",             # energy window power over the noise floor, dB
+    "low_db",             # noise-compensated band powers over the feature window, dBFS
+    "mid_db",
+    "high_db",
+    "attack_ms",          # refined onset -> hop of maximum broadband power, ms
+    "decay_ms",           # maximum -> first hop 20 dB below it (window end if never), ms
+    "second_impact_db",   # level of a re-rise after the first maximum re that maximum, dB (nan: none)
+    "second_impact_ms",   # its delay after the first maximum, ms (nan: none)
+    "odf_peak",           # peak of the onset detection function for this step
+    "noise_db",           # broadband noise floor at the onset, dBFS
+)
+DEF NFEAT = 12
+
+cdef inline double _db(double p) noexcept nogil:
+    if p < 1e-30:
+        return -300.0
+    return 10.0 * log10(p)
+
+
+cdef class StepDetector:
+    """Streaming footfall detector.
+
+    Parameters
+    ----------
+    sample_rate : int [Hz]
+        8000 to 192000.
+    hop_length : int [samples]
+        Analysis hop (about 2 ms).  Hop boundaries are absolute sample indices.
+    sos : np.ndarray [shape=(6, 6), float64]
+        Biquad sections (b0, b1, b2, a0=1, a1, a2): HP 40, LP 300, HP 300,
+        LP 2k, HP 2k, LP 8k.  Designed by :func:`stepsound.detect.design_filters`.
+    band_weights : np.ndarray [shape=(4,), float64]
+        ODF weights of broadband, low, mid and high band.
+    min_interval_s : float [seconds]
+        Shortest allowed interval between two steps (refractory).
+    refractory_fraction : float
+        The refractory interval grows to this fraction of the median recent
+        step interval (never below ``min_interval_s``).
+    feature_window_s, energy_window_s : float [seconds]
+        Length of the per-step feature window and of the energy window.
+    floor_up_db_s, floor_down_db_s : float [dB/s]
+        Noise-floor quantile tracker rates (up / down).
+    rise_s : float [seconds]
+        Look-back of the rise measure.
+    excess_margin_db : float [dB]
+        A band must exceed its noise floor by this much to count.
+    threshold_abs : float [ODF units]
+        Absolute minimum threshold of the ODF.
+    threshold_rel : float
+        Threshold as a fraction of the typical recent step ODF peak.
+    confirm_s : float [seconds]
+        Longest wait after the ODF crossing before committing (latency bound).
+    abs_floor_db : float [dBFS]
+        Levels below this are treated as silence.
+    capacity : int
+        Size of the internal event table; :meth:`process` must be fed at most
+        :attr:`max_block` samples per call so the table cannot overflow.
+
+    Notes
+    -----
+    One :meth:`process` call consumes a block of samples and writes the
+    events it completes into the internal tables (``kinds``, ``onset_samples``,
+    ``detect_samples``, ``features``); it returns how many rows it wrote.  It
+    allocates nothing and runs without the GIL.  :meth:`reset` returns to the
+    fresh state.  Not thread-safe: call it from one thread (the audio thread
+    in a live session).
+    """
+
+    cdef readonly int sample_rate, hop_length, capacity, max_block
+    cdef readonly int n_hi_sections
+    cdef double sos[NSOS][6]
+    cdef double z1[NSOS]
+    cdef double z2[NSOS]
+    cdef double weights[NB]
+    # parameters in hops / per hop
+    cdef int min_interval_hops, feature_hops, energy_hops, rise_hops, confirm_hops
+    cdef double refractory_fraction, up_db, down_db, warm_up_db, down_warm_db
+    cdef int warm_hops
+    cdef double margin_db, thr_abs, thr_rel, abs_floor_db
+    # per-sample state
+    cdef readonly long long sample_index
+    cdef int hop_pos
+    cdef double acc[NB]
+    cdef double hop_peak
+    cdef double[::1] ring
+    cdef long long ring_mask
+    # per-hop state
+    cdef readonly long long hop_index
+    cdef double floor_db[NB]
+    cdef double hist[NB][MAXRISE]
+    cdef int hist_pos
+    cdef int state            # 0 idle, 1 rising (candidate), 2 collecting features
+    cdef long long cand_hop
+    cdef double cand_peak
+    cdef long long last_onset_hop
+    cdef double step_level     # typical ODF peak of recent steps (tracked)
+    cdef int n_steps_seen
+    cdef long long intervals[8]
+    cdef int n_intervals
+    # current step (feature collection)
+    cdef long long cur_onset_sample, cur_detect_sample, cur_onset_hop
+    cdef double cur_odf_peak
+    cdef double cur_noise[NB]
+    cdef double win[NB][MAXW]
+    cdef double win_peak[MAXW]
+    cdef int win_len
+    cdef int collecting
+    # outputs
+    cdef readonly int n_events
+    cdef int[::1] kinds_v
+    cdef long long[::1] onset_v
+    cdef long long[::1] detect_v
+    cdef double[:, ::1] feat_v
+    cdef readonly object kinds, onset_samples, detect_samples, features
+    cdef readonly long long nonfinite_count
+    cdef readonly double last_odf
+
+    def __init__(self, int sample_rate, int hop_length, sos, band_weights, *,
+                 double min_interval_s=0.2, double refractory_fraction=0.5,
+                 double feature_window_s=0.1, double energy_window_s=0.05,
+                 double floor_up_db_s=2.0, double floor_down_db_s=8.0,
+                 double rise_s=0.008, double excess_margin_db=3.0,
+                 double threshold_abs=6.0, double threshold_rel=0.3,
+                 double confirm_s=0.008, double abs_floor_db=-100.0,
+                 int capacity=64):
+        cdef int i, j
+        if not (8000 <= sample_rate <= 192000):
+            raise ValueError(f"sample_rate={sample_rate} must be between 8000 and 192000 Hz")
+        if not (1 <= hop_length <= sample_rate // 100):
+            raise ValueError(f"hop_length={hop_length} must be between 1 and sample_rate/100")
+        s = np.ascontiguousarray(sos, dtype=np.float64)
+        if s.shape != (NSOS, 6) or not np.all(np.isfinite(s)):
+            raise ValueError("sos must be a finite (6, 6) array of biquad sections")
+        w = np.ascontiguousarray(band_weights, dtype=np.float64)
+        if w.shape != (NB,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError("band_weights must be 4 finite non-negative weights")
+        for name, value in (("min_interval_s", min_interval_s), ("feature_window_s", feature_window_s),
+                            ("energy_window_s", energy_window_s), ("rise_s", rise_s),
+                            ("confirm_s", confirm_s), ("floor_up_db_s", floor_up_db_s),
+                            ("floor_down_db_s", floor_down_db_s)):
+            if not (isfinite(value) and value > 0):
+                raise ValueError(f"{name}={value} must be a positive number")
+        if feature_window_s > min_interval_s:
+            raise ValueError("feature_window_s must not exceed min_interval_s")
+        if not (capacity >= 4):
+            raise ValueError("capacity must be >= 4")
+        self.sample_rate = sample_rate
+        self.hop_length = hop_length
+        for i in range(NSOS):
+            for j in range(6):
+                self.sos[i][j] = s[i, j]
+        for i in range(NB):
+            self.weights[i] = w[i]
+        cdef double hop_s = hop_length / <double> sample_rate
+        self.min_interval_hops = max(1, <int> (min_interval_s / hop_s + 0.5))
+        self.feature_hops = min(MAXW, max(2, <int> (feature_window_s / hop_s + 0.5)))
+        self.energy_hops = min(self.feature_hops, max(1, <int> (energy_window_s / hop_s + 0.5)))
+        self.rise_hops = min(MAXRISE - 1, max(1, <int> (rise_s / hop_s + 0.5)))
+        self.confirm_hops = max(1, <int> (confirm_s / hop_s + 0.5))
+        self.refractory_fraction = refractory_fraction
+        self.up_db = floor_up_db_s * hop_s
+        self.down_db = floor_down_db_s * hop_s
+        self.warm_hops = <int> (1.0 / hop_s)
+        self.margin_db = excess_margin_db
+        self.thr_abs = threshold_abs
+        self.thr_rel = threshold_rel
+        self.abs_floor_db = abs_floor_db
+        self.capacity = capacity
+        # at most one onset and one step row per min interval, plus slack
+        self.max_block = max(1, (capacity // 2 - 2)) * self.min_interval_hops * hop_length
+        ring_len = 1
+        while ring_len < 4 * hop_length * (self.rise_hops + self.confirm_hops + 4):
+            ring_len *= 2
+        self.ring = np.zeros(ring_len, dtype=np.float64)
+        self.ring_mask = ring_len - 1
+        self.kinds = np.zeros(capacity, dtype=np.int32)
+        self.onset_samples = np.zeros(capacity, dtype=np.int64)
+        self.detect_samples = np.zeros(capacity, dtype=np.int64)
+        self.features = np.zeros((capacity, NFEAT), dtype=np.float64)
+        self.kinds_v = self.kinds
+        self.onset_v = self.onset_samples
+        self.detect_v = self.detect_samples
+        self.feat_v = self.features
+        self.reset()
+
+    @property
+    def latency_samples(self):
+        """Longest delay from a step's onset to its ONSET event [samples]."""
+        return (self.confirm_hops + 2) * self.hop_length
+
+    @property
+    def feature_latency_samples(self):
+        """Delay from a step's onset to its STEP (features) event [samples]."""
+        return (self.feature_hops + 1) * self.hop_length
+
+    def reset(self):
+        """Return to the fresh state (filters, noise floors, counters, events)."""
+        cdef int i, j
+        for i in range(NSOS):
+            self.z1[i] = 0.0
+            self.z2[i] = 0.0
+        for i in range(NB):
+            self.acc[i] = 0.0
+            self.floor_db[i] = HUGE_VAL
+            for j in range(MAXRISE):
+                self.hist[i][j] = -300.0
+        self.ring[:] = 0.0
+        self.hop_peak = 0.0
+        self.sample_index = 0
+        self.hop_pos = 0
+        self.hop_index = 0
+        self.hist_pos = 0
+        self.state = 0
+        self.cand_hop = 0
+        self.cand_peak = 0.0
+        self.last_onset_hop = -(1 << 40)
+        self.step_level = 0.0
+        self.n_steps_seen = 0
+        self.n_intervals = 0
+        self.collecting = 0
+        self.win_len = 0
+        self.n_events = 0
+        self.nonfinite_count = 0
+        self.last_odf = 0.0
+
+    def process(self, const float[::1] x):
+        """Consume a block of samples; return the number of event rows written.
+
+        Parameters
+        ----------
+        x : np.ndarray [shape=(n,), float32, C-contiguous]
+            Mono audio, nominally in [-1, 1]; ``0 <= n <= max_block``.
+            Non-finite samples are replaced by 0 and counted
+            (:attr:`nonfinite_count`).
+
+        Returns
+        -------
+        n_events : int
+            Rows ``0 .. n_events-1`` of ``kinds``, ``onset_samples``,
+            ``detect_samples`` and ``features`` are this call's events, in
+            order (valid until the next call).
+        """
+        cdef Py_ssize_t n = x.shape[0]
+        if n > self.max_block:
+            raise ValueError(f"block of {n} samples exceeds max_block={self.max_block}")
+        self.n_events = 0
+        with nogil:
+            self._run(&x[0] if n > 0 else NULL, n)
+        return self.n_events
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef void _run(self, const float* x, Py_ssize_t n) noexcept nogil:
+        cdef Py_ssize_t i
+        cdef double v, hp, lo, m, mid, h, hi, y
+        cdef double s00 = self.sos[0][0], s01 = self.sos[0][1], s02 = self.sos[0][2], s04 = self.sos[0][4], s05 = self.sos[0][5]
+        cdef double s10 = self.sos[1][0], s11 = self.sos[1][1], s12 = self.sos[1][2], s14 = self.sos[1][4], s15 = self.sos[1][5]
+        cdef double s20 = self.sos[2][0], s21 = self.sos[2][1], s22 = self.sos[2][2], s24 = self.sos[2][4], s25 = self.sos[2][5]
+        cdef double s30 = self.sos[3][0], s31 = self.sos[3][1], s32 = self.sos[3][2], s34 = self.sos[3][4], s35 = self.sos[3][5]
+        cdef double s40 = self.sos[4][0], s41 = self.sos[4][1], s42 = self.sos[4][2], s44 = self.sos[4][4], s45 = self.sos[4][5]
+        cdef double s50 = self.sos[5][0], s51 = self.sos[5][1], s52 = self.sos[5][2], s54 = self.sos[5][4], s55 = self.sos[5][5]
+        cdef double a0z1 = self.z1[0], a0z2 = self.z2[0], a1z1 = self.z1[1], a1z2 = self.z2[1]
+        cdef double a2z1 = self.z1[2], a2z2 = self.z2[2], a3z1 = self.z1[3], a3z2 = self.z2[3]
+        cdef double a4z1 = self.z1[4], a4z2 = self.z2[4], a5z1 = self.z1[5], a5z2 = self.z2[5]
+        cdef double acc0 = self.acc[0], acc1 = self.acc[1], acc2 = self.acc[2], acc3 = self.acc[3]
+        cdef double peak = self.hop_peak
+        cdef int hop_pos = self.hop_pos
+        cdef int hop_length = self.hop_length
+        cdef long long si = self.sample_index
+        cdef long long mask = self.ring_mask
+        cdef double* ring = &self.ring[0]
+        for i in range(n):
+            v = x[i]
+            if not isfinite(v):
+                v = 0.0
+                self.nonfinite_count += 1
+            # HP 40 Hz (broadband)
+            hp = s00 * v + a0z1
+            a0z1 = s01 * v - s04 * hp + a0z2
+            a0z2 = s02 * v - s05 * hp
+            # LP 300 Hz (low band)
+            lo = s10 * hp + a1z1
+            a1z1 = s11 * hp - s14 * lo + a1z2
+            a1z2 = s12 * hp - s15 * lo
+            # HP 300 -> LP 2k (mid band)
+            m = s20 * hp + a2z1
+            a2z1 = s21 * hp - s24 * m + a2z2
+            a2z2 = s22 * hp - s25 * m
+            mid = s30 * m + a3z1
+            a3z1 = s31 * m - s34 * mid + a3z2
+            a3z2 = s32 * m - s35 * mid
+            # HP 2k -> LP 8k (high band)
+            h = s40 * hp + a4z1
+            a4z1 = s41 * hp - s44 * h + a4z2
+            a4z2 = s42 * hp - s45 * h
+            hi = s50 * h + a5z1
+            a5z1 = s51 * h - s54 * hi + a5z2
+            a5z2 = s52 * h - s55 * hi
+            acc0 += hp * hp
+            acc1 += lo * lo
+            acc2 += mid * mid
+            acc3 += hi * hi
+            y = fabs(hp)
+            if y > peak:
+                peak = y
+            ring[si & mask] = hp
+            si += 1
+            hop_pos += 1
+            if hop_pos == hop_length:
+                self.sample_index = si
+                self.acc[0] = acc0
+                self.acc[1] = acc1
+                self.acc[2] = acc2
+                self.acc[3] = acc3
+                self.hop_peak = peak
+                self._end_hop()
+                acc0 = 0.0
+                acc1 = 0.0
+                acc2 = 0.0
+                acc3 = 0.0
+                peak = 0.0
+                hop_pos = 0
+        self.z1[0] = a0z1
+        self.z2[0] = a0z2
+        self.z1[1] = a1z1
+        self.z2[1] = a1z2
+        self.z1[2] = a2z1
+        self.z2[2] = a2z2
+        self.z1[3] = a3z1
+        self.z2[3] = a3z2
+        self.z1[4] = a4z1
+        self.z2[4] = a4z2
+        self.z1[5] = a5z1
+        self.z2[5] = a5z2
+        self.acc[0] = acc0
+        self.acc[1] = acc1
+        self.acc[2] = acc2
+        self.acc[3] = acc3
+        self.hop_peak = peak
+        self.hop_pos = hop_pos
+        self.sample_index = si
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef void _end_hop(self) noexcept nogil:
+        """Per-hop update: levels, noise floors, ODF, peak picking, features."""
+        cdef int b, k, j
+        cdef double e[NB]
+        cdef double p, excess, lowest, rise, contrib, odf, thr, up, down
+        cdef double inv = 1.0 / self.hop_length
+        cdef long long h = self.hop_index
+        cdef int refractory
+        odf = 0.0
+        up = self.up_db
+        down = self.down_db
+        if h < self.warm_hops:
+            up = up * 10.0
+            down = down * 10.0
+        for b in range(NB):
+            p = self.acc[b] * inv
+            e[b] = _db(p)
+            if e[b] < self.abs_floor_db:
+                e[b] = self.abs_floor_db
+            # rise: level now over the lowest level in the look-back
+            lowest = e[b]
+            for k in range(1, self.rise_hops + 1):
+                j = (self.hist_pos - k + MAXRISE) % MAXRISE
+                if self.hist[b][j] < lowest:
+                    lowest = self.hist[b][j]
+            rise = e[b] - lowest
+            if self.floor_db[b] == HUGE_VAL:
+                self.floor_db[b] = e[b]
+            excess = e[b] - self.floor_db[b] - self.margin_db
+            contrib = excess if excess < rise else rise
+            if contrib > 0.0:
+                odf += self.weights[b] * contrib
+            # noise floor quantile tracker (not updated while a step sounds)
+            if self.collecting == 0 or h >= self.cur_onset_hop + self.feature_hops:
+                if e[b] > self.floor_db[b]:
+                    self.floor_db[b] += up
+                else:
+                    self.floor_db[b] -= down
+                    if self.floor_db[b] < e[b]:
+                        self.floor_db[b] = e[b]
+        for b in range(NB):
+            self.hist[b][self.hist_pos] = e[b]
+        self.hist_pos = (self.hist_pos + 1) % MAXRISE
+        self.last_odf = odf
+
+        # feature collection for the current step
+        if self.collecting:
+            k = <int> (h - self.cur_onset_hop)
+            if 0 <= k < self.feature_hops:
+                for b in range(NB):
+                    self.win[b][k] = self.acc[b] * inv
+                self.win_peak[k] = self.hop_peak
+                self.win_len = k + 1
+                if k == self.feature_hops - 1:
+                    self._emit_step()
+
+        # peak picking
+        thr = self.thr_rel * self.step_level
+        if thr < self.thr_abs:
+            thr = self.thr_abs
+        refractory = self.min_interval_hops
+        if self.n_intervals >= 3:
+            k = <int> (self.refractory_fraction * self._median_interval())
+            if k > refractory:
+                refractory = k
+        if self.state == 0:
+            if odf > thr and h - self.last_onset_hop >= refractory and not self.collecting:
+                self.state = 1
+                self.cand_hop = h
+                self.cand_peak = odf
+        else:
+            if odf > self.cand_peak:
+                self.cand_peak = odf
+            if odf < 0.5 * self.cand_peak or h - self.cand_hop >= self.confirm_hops:
+                self._commit()
+                self.state = 0
+        self.hop_index = h + 1
+
+    cdef double _median_interval(self) noexcept nogil:
+        cdef long long tmp[8]
+        cdef int i, j, n = self.n_intervals
+        cdef long long t
+        if n > 8:
+            n = 8
+        for i in range(n):
+            tmp[i] = self.intervals[i]
+        for i in range(1, n):
+            t = tmp[i]
+            j = i - 1
+            while j >= 0 and tmp[j] > t:
+                tmp[j + 1] = tmp[j]
+                j -= 1
+            tmp[j + 1] = t
+        return <double> tmp[n // 2]
+
+    cdef void _commit(self) noexcept nogil:
+        """Commit the candidate step: refine its onset, emit an ONSET event."""
+        cdef long long start, stop, s, onset
+        cdef double peak, thr, y, noise_rms
+        cdef long long gap
+        # search window: from 2 hops before the candidate hop to its end
+        start = (self.cand_hop - 2) * self.hop_length
+        if start < 0:
+            start = 0
+        if start < self.sample_index - self.ring_mask:
+            start = self.sample_index - self.ring_mask
+        stop = (self.cand_hop + 1) * self.hop_length
+        if stop > self.sample_index:
+            stop = self.sample_index
+        peak = 0.0
+        for s in range(start, stop):
+            y = fabs(self.ring[s & self.ring_mask])
+            if y > peak:
+                peak = y
+        noise_rms = 0.0
+        if self.floor_db[0] > -290.0:
+            noise_rms = sqrt(pow(10.0, self.floor_db[0] / 10.0))
+        thr = 0.25 * peak
+        if thr < 3.0 * noise_rms:
+            thr = 3.0 * noise_rms
+        if thr > peak:
+            thr = peak
+        onset = self.cand_hop * self.hop_length
+        for s in range(start, stop):
+            if fabs(self.ring[s & self.ring_mask]) >= thr:
+                onset = s
+                break
+        # interval bookkeeping (for the adaptive refractory period)
+        gap = self.cand_hop - self.last_onset_hop
+        if self.n_steps_seen > 0 and gap < 2 * self.warm_hops:
+            for s in range(7, 0, -1):
+                self.intervals[s] = self.intervals[s - 1]
+            self.intervals[0] = gap
+            if self.n_intervals < 8:
+                self.n_intervals += 1
+        elif self.n_steps_seen > 0:
+            self.n_intervals = 0       # long pause: forget the old rhythm
+        self.last_onset_hop = self.cand_hop
+        # typical step ODF level: fast start, then slow
+        if self.n_steps_seen < 4:
+            if self.cand_peak > self.step_level:
+                self.step_level = self.cand_peak
+            else:
+                self.step_level = 0.5 * (self.step_level + self.cand_peak)
+        else:
+            self.step_level += 0.1 * (self.cand_peak - self.step_level)
+        self.n_steps_seen += 1
+        self.cur_onset_sample = onset
+        self.cur_detect_sample = self.sample_index
+        self.cur_onset_hop = self.cand_hop
+        self.cur_odf_peak = self.cand_peak
+        for s in range(NB):
+            self.cur_noise[s] = pow(10.0, self.floor_db[s] / 10.0)
+        # feature window starts at the candidate hop; fill the hops already seen
+        self.collecting = 1
+        self.win_len = 0
+        self._backfill()
+        if self.n_events < self.capacity:
+            self.kinds_v[self.n_events] = _ONSET
+            self.onset_v[self.n_events] = onset
+            self.detect_v[self.n_events] = self.sample_index
+            self.n_events += 1
+
+    cdef void _backfill(self) noexcept nogil:
+        """Recompute per-hop powers of the hops between candidate and now."""
+        cdef long long hh, s, s0, s1
+        cdef int k
+        cdef double p, y, pk
+        for hh in range(self.cand_hop, self.hop_index + 1):
+            k = <int> (hh - self.cand_hop)
+            if k >= self.feature_hops:
+                break
+            s0 = hh * self.hop_length
+            s1 = s0 + self.hop_length
+            if s1 > self.sample_index:
+                break
+            p = 0.0
+            pk = 0.0
+            for s in range(s0, s1):
+                y = self.ring[s & self.ring_mask]
+                p += y * y
+                if fabs(y) > pk:
+                    pk = fabs(y)
+            self.win[0][k] = p / self.hop_length
+            # band powers of past hops are in the level history
+            self.win[1][k] = pow(10.0, self.hist[1][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE] / 10.0)
+            self.win[2][k] = pow(10.0, self.hist[2][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE] / 10.0)
+            self.win[3][k] = pow(10.0, self.hist[3][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE] / 10.0)
+            self.win_peak[k] = pk
+            self.win_len = k + 1
+
+    cdef void _emit_step(self) noexcept nogil:
+        """Compute the features of the current step and emit a STEP event."""
+        cdef int k, kmax, kd, k2, b, n = self.win_len
+        cdef double pk, e, emax, sub, tot, emin, best, hop_ms
+        cdef double bands[NB]
+        cdef double* f
+        self.collecting = 0
+        if self.n_events >= self.capacity or n <= 0:
+            return
+        hop_ms = 1000.0 * self.hop_length / <double> self.sample_rate
+        f = &self.feat_v[self.n_events, 0]
+        pk = 0.0
+        for k in range(n):
+            if self.win_peak[k] > pk:
+                pk = self.win_peak[k]
+        f[0] = 20.0 * log10(pk) if pk > 1e-15 else -300.0
+        # energy window, noise compensated
+        tot = 0.0
+        sub = 0.0
+        for k in range(min(n, self.energy_hops)):
+            tot += self.win[0][k]
+            sub += self.win[0][k] - self.cur_noise[0]
+        k = min(n, self.energy_hops)
+        tot /= k
+        sub /= k
+        if sub < 1e-3 * tot:
+            sub = 1e-3 * tot      # floor the noise subtraction at -30 dB
+        f[1] = _db(sub)
+        f[2] = _db(tot) - _db(self.cur_noise[0])
+        for b in range(1, NB):
+            bands[b] = 0.0
+            for k in range(n):
+                bands[b] += self.win[b][k] - self.cur_noise[b]
+            bands[b] /= n
+            tot = 0.0
+            for k in range(n):
+                tot += self.win[b][k]
+            tot /= n
+            if bands[b] < 1e-3 * tot:
+                bands[b] = 1e-3 * tot
+            f[2 + b] = _db(bands[b])
+        # envelope shape on the broadband hop powers
+        kmax = 0
+        emax = self.win[0][0]
+        for k in range(n):
+            if self.win[0][k] > emax:
+                emax = self.win[0][k]
+                kmax = k
+        f[6] = ((self.cur_onset_hop + kmax) * self.hop_length + self.hop_length // 2
+                - self.cur_onset_sample) * 1000.0 / self.sample_rate
+        kd = n
+        for k in range(kmax + 1, n):
+            if self.win[0][k] < 0.01 * emax:
+                kd = k
+                break
+        f[7] = (kd - kmax) * hop_ms
+        # second impact: a re-rise of >= 3 dB over the dip since the maximum,
+        # at least 10 ms after it
+        emin = emax
+        best = 0.0
+        k2 = -1
+        for k in range(kmax + 1, n):
+            e = self.win[0][k]
+            if e < emin:
+                emin = e
+            if (k - kmax) * hop_ms >= 10.0 and e >= 2.0 * emin and e > best:
+                best = e
+                k2 = k
+        if k2 >= 0:
+            f[8] = _db(best) - _db(emax)
+            f[9] = (k2 - kmax) * hop_ms
+        else:
+            f[8] = NAN
+            f[9] = NAN
+        f[10] = self.cur_odf_peak
+        f[11] = _db(self.cur_noise[0])
+        self.kinds_v[self.n_events] = _STEP
+        self.onset_v[self.n_events] = self.cur_onset_sample
+        self.detect_v[self.n_events] = self.cur_detect_sample
+        self.n_events += 1
+
