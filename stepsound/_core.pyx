@@ -131,7 +131,7 @@ cdef class StepDetector:
     # parameters in hops / per hop
     cdef int min_interval_hops, feature_hops, energy_hops, rise_hops, confirm_hops
     cdef double refractory_fraction, up_db, down_db, warm_up_db, down_warm_db
-    cdef int warm_hops
+    cdef int warm_hops, settle_hops
     cdef double margin_db, thr_abs, thr_rel, abs_floor_db
     # per-sample state
     cdef readonly long long sample_index
@@ -217,6 +217,7 @@ cdef class StepDetector:
         self.up_db = floor_up_db_s * hop_s
         self.down_db = floor_down_db_s * hop_s
         self.warm_hops = <int> (1.0 / hop_s)
+        self.settle_hops = <int> (0.1 / hop_s)   # filters and noise floors settle: no steps yet
         self.margin_db = excess_margin_db
         self.thr_abs = threshold_abs
         self.thr_rel = threshold_rel
@@ -464,7 +465,8 @@ cdef class StepDetector:
             if k > refractory:
                 refractory = k
         if self.state == 0:
-            if odf > thr and h - self.last_onset_hop >= refractory and not self.collecting:
+            if (odf > thr and h - self.last_onset_hop >= refractory and not self.collecting
+                    and h >= self.settle_hops):
                 self.state = 1
                 self.cand_hop = h
                 self.cand_peak = odf

@@ -1,0 +1,325 @@
+"""``stepsound analyze``: steps, cadence and landings of recordings, offline.
+
+The file is streamed block by block through the very :class:`Engine` a live
+session uses (no look-ahead, no second pass), so what is measured here is
+what a runner would have been told live.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stepsound.cadence import side_asymmetry
+from stepsound.engine import CadenceTick, Engine, Step
+from stepsound.errors import AudioFileError, ParameterError, StepsoundError
+from stepsound.source import DEFAULT_BLOCK_SIZE, FileSource, find_audio_files
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Analysis:
+    """The result of analysing one recording.
+
+    Attributes
+    ----------
+    file : str
+    sample_rate : int [Hz]
+    duration_s : float [seconds]
+    steps : list of Step
+    cadence : list of CadenceTick
+        What a live display would have shown, every 0.25 s.
+    latency_ms : float
+        Detector's worst-case detection latency.
+    """
+
+    file: str
+    sample_rate: int
+    duration_s: float
+    steps: list = field(default_factory=list)
+    cadence: list = field(default_factory=list)
+    latency_ms: float = 0.0
+    heavy_db: float = 6.0
+
+    def summary(self) -> dict:
+        """Summary statistics (see README for each key)."""
+        real = [s for s in self.steps if not s.extra]
+        spm = np.array([s.cadence_spm for s in real if s.cadence_spm is not None], dtype=float)
+        shown = np.array([t.spm for t in self.cadence if t.spm is not None], dtype=float)
+        impacts = np.array([s.impact_db for s in real], dtype=float)
+        records = [{"side": s.side, "cadence_spm": s.cadence_spm, "missed": s.missed,
+                    "energy_db": s.features.get("energy_db")} for s in real]
+        out = {
+            "steps": len(real),
+            "detections": len(self.steps),
+            "extra_detections": len(self.steps) - len(real),
+            "median_cadence_spm": _round(np.median(spm)) if spm.size else None,
+            "cadence_iqr_spm": ([_round(np.percentile(spm, 25)), _round(np.percentile(spm, 75))]
+                                if spm.size >= 4 else None),
+            "mean_displayed_cadence_spm": _round(shown.mean()) if shown.size else None,
+            "cadence_known_share": _round(shown.size / len(self.cadence), 3) if self.cadence else None,
+            "heavy_steps": int(sum(s.heavy for s in real)),
+            "heavy_share": _round(sum(s.heavy for s in real) / len(real), 4) if real else None,
+            "heavy_threshold_db": self.heavy_db,
+            "median_impact_db": _round(np.median(impacts)) if impacts.size else None,
+            "detect_latency_max_ms": _round(self.latency_ms),
+        }
+        asym = side_asymmetry(records)
+        out["timing_asymmetry_pct"] = _round(asym["timing_asymmetry_pct"])
+        out["loudness_asymmetry_db"] = _round(asym["loudness_asymmetry_db"])
+        return out
+
+    def to_dict(self) -> dict:
+        """The ``--json`` document (schema in README.md)."""
+        return {
+            "schema": SCHEMA_VERSION,
+            "file": self.file,
+            "sample_rate": self.sample_rate,
+            "duration_s": round(self.duration_s, 4),
+            "steps": [s.to_dict() for s in self.steps],
+            "cadence": [{"time_s": round(t.time_s, 3), "spm": _round(t.spm)} for t in self.cadence],
+            "summary": self.summary(),
+        }
+
+
+def _round(value, digits: int = 2):
+    if value is None:
+        return None
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
+
+
+def analyze_file(path: str, *, block_size: int = DEFAULT_BLOCK_SIZE, engine_factory=None,
+                 on_progress=None) -> Analysis:
+    """Stream one recording through the engine.
+
+    Parameters
+    ----------
+    path : str
+    block_size : int [samples]
+        Block size used to feed the engine (results do not depend on it).
+    engine_factory : callable(sample_rate) -> Engine, optional
+    on_progress : callable(seconds_done), optional
+
+    Raises
+    ------
+    AudioFileError
+        Unreadable, corrupt or truncated file, or non-finite samples.
+    """
+    source = FileSource(path, block_size=block_size)
+    rate = source.info.sample_rate
+    engine = engine_factory(rate) if engine_factory else Engine(rate)
+    steps: list[Step] = []
+    ticks: list[CadenceTick] = []
+    done = 0
+    for block in source.blocks():
+        before = engine.detector.nonfinite_count
+        for ev in engine.process(block):
+            if isinstance(ev, Step):
+                steps.append(ev)
+            elif isinstance(ev, CadenceTick):
+                ticks.append(ev)
+        if engine.detector.nonfinite_count != before:
+            bad = np.flatnonzero(~np.isfinite(block))
+            first = (done + int(bad[0])) / rate if bad.size else done / rate
+            raise AudioFileError(f"{path}: contains non-finite (NaN/inf) samples, first at {first:.3f} s")
+        done += len(block)
+        if on_progress is not None:
+            on_progress(done / rate)
+    return Analysis(os.fspath(path), rate, done / rate, steps, ticks,
+                    1000.0 * engine.latency_samples / rate, engine.impact.heavy_db)
+
+
+# -- output ---------------------------------------------------------------------
+
+CSV_COLUMNS = ["time_s", "onset_sample", "cadence_spm", "smoothed_spm", "side", "impact_db", "heavy",
+               "extra", "missed_before"]
+
+
+def write_csv(analyses: list[Analysis], path: str) -> None:
+    """Write the per-step table of one or more analyses (a ``file`` column first)."""
+    import csv
+
+    from stepsound.detect import FEATURE_NAMES
+
+    columns = ["file"] + CSV_COLUMNS + list(FEATURE_NAMES)
+    with _open_out(path) as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for a in analyses:
+            for s in a.steps:
+                rec = s.to_dict()
+                writer.writerow([a.file] + ["" if rec.get(c) is None else rec.get(c) for c in columns[1:]])
+
+
+class _open_out:
+    """Open an output path (``-`` = stdout) with one-line errors."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fh = None
+
+    def __enter__(self):
+        if self.path == "-":
+            return sys.stdout
+        try:
+            self.fh = open(self.path, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise StepsoundError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+        return self.fh
+
+    def __exit__(self, *exc):
+        if self.fh is not None:
+            try:
+                self.fh.close()
+            except OSError as err:
+                raise StepsoundError(f"{self.path}: cannot write ({err.strerror or err})") from None
+        return False
+
+
+def write_json(docs, path: str) -> None:
+    """Write a JSON document (``-`` = stdout)."""
+    import json
+
+    with _open_out(path) as fh:
+        try:
+            json.dump(docs, fh, indent=1, allow_nan=False)
+            fh.write("\n")
+        except OSError as exc:
+            raise StepsoundError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def format_summary(a: Analysis) -> str:
+    """A short human summary of one analysis."""
+    s = a.summary()
+    lines = [f"{a.file}: {a.duration_s:.1f} s at {a.sample_rate} Hz"]
+    if not s["steps"]:
+        lines.append("  no steps found")
+        return "\n".join(lines)
+    cad = "unknown" if s["median_cadence_spm"] is None else f"{s['median_cadence_spm']:.1f} steps/min"
+    iqr = "" if not s["cadence_iqr_spm"] else f" (middle half {s['cadence_iqr_spm'][0]:.1f}–{s['cadence_iqr_spm'][1]:.1f})"
+    lines.append(f"  steps: {s['steps']}   cadence: median {cad}{iqr}")
+    lines.append(f"  landings: {s['heavy_share'] * 100:.1f}% heavy (≥ +{s['heavy_threshold_db']:g} dB over "
+                 f"the runner's own baseline)")
+    ta, la = s["timing_asymmetry_pct"], s["loudness_asymmetry_db"]
+    if ta is not None or la is not None:
+        parts = []
+        if ta is not None:
+            parts.append(f"timing {ta:+.1f}%")
+        if la is not None:
+            parts.append(f"loudness {la:+.1f} dB")
+        lines.append("  left/right (alternate feet): " + ", ".join(parts))
+    if s["extra_detections"]:
+        lines.append(f"  {s['extra_detections']} extra detections ignored for cadence")
+    return "\n".join(lines)
+
+
+# -- command line ---------------------------------------------------------------------
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="FILE|FOLDER", help="recordings or folders of recordings")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON (- for stdout)")
+    p.add_argument("--csv", metavar="PATH", help="write the per-step table as CSV (- for stdout)")
+    p.add_argument("--plot", metavar="PATH.png", help="plot cadence and per-step impact "
+                   "(several files: PATH-<name>.png each)")
+    p.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, metavar="N",
+                   help=f"samples per block fed to the engine (default {DEFAULT_BLOCK_SIZE}; results do not change)")
+    p.add_argument("--jobs", type=int, default=0, metavar="N", help="parallel workers (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no human summary, no progress bar")
+
+
+def _worker(path: str, block_size: int):
+    try:
+        return analyze_file(path, block_size=block_size), None
+    except StepsoundError as exc:
+        return None, str(exc)
+    except MemoryError:
+        return None, f"{path}: out of memory"
+
+
+def run(args) -> int:
+    if args.block_size < 1:
+        raise ParameterError(f"--block-size={args.block_size} must be a positive number of samples")
+    paths = find_audio_files(args.paths)
+    if not paths:
+        raise AudioFileError(f"{', '.join(args.paths)}: no audio files found")
+    results: list = [None] * len(paths)
+    errors: list = [None] * len(paths)
+    progress = _Progress(enabled=not args.quiet and sys.stderr.isatty(), total=len(paths))
+    jobs = args.jobs or os.cpu_count() or 1
+    with progress:
+        if len(paths) == 1 or jobs == 1:
+            for i, path in enumerate(paths):
+                try:
+                    results[i] = analyze_file(path, block_size=args.block_size,
+                                              on_progress=progress.file_progress if len(paths) == 1 else None)
+                except StepsoundError as exc:
+                    errors[i] = str(exc)
+                progress.advance()
+        else:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+                futures = [pool.submit(_worker, p, args.block_size) for p in paths]
+                for i, fut in enumerate(futures):
+                    results[i], errors[i] = fut.result()
+                    progress.advance()
+    for err in errors:
+        if err:
+            print(f"stepsound: error: {err}", file=sys.stderr)
+    done = [a for a in results if a is not None]
+    if not args.quiet and not (args.json == "-" or args.csv == "-"):
+        for a in done:
+            print(format_summary(a))
+    if args.json:
+        docs = [a.to_dict() if a is not None else {"file": p, "error": e}
+                for a, p, e in zip(results, paths, errors)]
+        write_json(docs[0] if len(paths) == 1 and docs[0].get("error") is None else docs, args.json)
+    if args.csv:
+        write_csv(done, args.csv)
+    if args.plot and done:
+        from stepsound.plot import plot_analysis
+
+        for a in done:
+            out = args.plot
+            if len(paths) > 1:
+                stem, ext = os.path.splitext(args.plot)
+                out = f"{stem}-{os.path.splitext(os.path.basename(a.file))[0]}{ext or '.png'}"
+            plot_analysis(a, out)
+    return 1 if any(errors) else 0
+
+
+class _Progress:
+    """A rich progress bar on stderr (only on a terminal)."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled = enabled
+        self.total = total
+        self._bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._bar = Progress(console=Console(stderr=True), transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task("analysing", total=self.total)
+        return self
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+        return False
+
+    def advance(self):
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def file_progress(self, seconds: float):
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"analysing ({seconds:.0f} s of audio)")

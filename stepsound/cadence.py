@@ -1,0 +1,174 @@
+"""Cadence tracking in steps per minute, and left/right sides.
+
+A *step* is one footfall; cadence is steps per minute (spm).  One stride is
+two steps: stepsound never reports strides per minute.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Plausible step intervals [s]: 60 to 240 steps/min, with some slack.
+MIN_INTERVAL_S = 60.0 / 260.0
+MAX_INTERVAL_S = 60.0 / 55.0
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """What the cadence tracker says about one step.
+
+    Attributes
+    ----------
+    cadence_spm : float or None
+        Instantaneous cadence from the interval to the previous step
+        (corrected for missed steps) [steps/min]; None for the first step
+        after a start or pause, and for an extra step.
+    smoothed_spm : float or None
+        Median-based cadence over the recent steps [steps/min]; None until
+        three consistent intervals are known.
+    side : {"L", "R"} or None
+        Which of the two alternating feet (a label, not anatomy: "L" is the
+        first step after a start or pause).  None for an extra step.
+    missed : int
+        Steps judged missing between the previous step and this one.
+    extra : bool
+        True when this onset came far too early to be a step of the current
+        rhythm (a double detection or a non-step sound): it is not used for
+        cadence.
+    """
+
+    cadence_spm: float | None
+    smoothed_spm: float | None
+    side: str | None
+    missed: int
+    extra: bool
+
+
+class CadenceTracker:
+    """Per-step cadence, robust to a missed or an extra step.
+
+    Parameters
+    ----------
+    sample_rate : int [Hz]
+    history : int
+        Number of recent step intervals in the median (default 8).
+    pause_s : float [seconds]
+        A gap longer than this (and longer than 4 periods) is a pause: the
+        rhythm is forgotten and the side labels restart at "L".
+
+    Notes
+    -----
+    :meth:`add` consumes one step onset (int64 sample clock) and returns a
+    :class:`StepTiming`.  :meth:`at` is the cadence a display shows at a
+    sample: None ("unknown") rather than a wrong number once steps stop for
+    more than ``2.5`` periods (at least 1.2 s).  Not thread-safe.
+    """
+
+    def __init__(self, sample_rate: int, history: int = 8, pause_s: float = 2.5):
+        self.sample_rate = int(sample_rate)
+        self.history = int(history)
+        self.pause_samples = int(round(pause_s * sample_rate))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the rhythm and the side parity."""
+        self._intervals: list[float] = []
+        self._last: int | None = None
+        self._last_side: str | None = None
+
+    @property
+    def period_samples(self) -> float | None:
+        """Median recent step interval [samples], or None if unknown."""
+        if len(self._intervals) < 3:
+            return None
+        return float(np.median(self._intervals))
+
+    def _spm(self, interval_samples: float) -> float:
+        return 60.0 * self.sample_rate / interval_samples
+
+    def add(self, onset_sample: int) -> StepTiming:
+        """Add one step onset; return its timing."""
+        s = int(onset_sample)
+        period = self.period_samples
+        if self._last is None:
+            return self._restart(s)
+        gap = s - self._last
+        if period is None:
+            # not yet locked: accept plausible intervals, restart otherwise
+            if gap < MIN_INTERVAL_S * self.sample_rate:
+                return StepTiming(None, None, None, 0, True)
+            if gap > MAX_INTERVAL_S * self.sample_rate:
+                return self._restart(s)
+            return self._accept(s, gap, 1)
+        ratio = gap / period
+        if ratio < 0.6:
+            return StepTiming(None, self._spm(period), None, 0, True)
+        if gap > max(self.pause_samples, 4.5 * period):
+            return self._restart(s)
+        k = max(1, int(round(ratio))) if ratio >= 1.5 else 1
+        return self._accept(s, gap, k)
+
+    def _restart(self, s: int) -> StepTiming:
+        self._intervals = []
+        self._last = s
+        self._last_side = "L"
+        return StepTiming(None, None, "L", 0, False)
+
+    def _accept(self, s: int, gap: int, k: int) -> StepTiming:
+        unit = gap / k
+        self._intervals.append(unit)
+        if len(self._intervals) > self.history:
+            del self._intervals[0]
+        self._last = s
+        side = self._last_side
+        for _ in range(k):
+            side = "R" if side == "L" else "L"
+        self._last_side = side
+        period = self.period_samples
+        return StepTiming(self._spm(unit), self._spm(period) if period else None, side, k - 1, False)
+
+    def at(self, sample: int) -> float | None:
+        """Smoothed cadence a display shows at ``sample`` [steps/min], or None."""
+        period = self.period_samples
+        if period is None or self._last is None:
+            return None
+        if sample - self._last > max(2.5 * period, 1.2 * self.sample_rate):
+            return None
+        return self._spm(period)
+
+
+def side_asymmetry(steps: list[dict]) -> dict:
+    """Left/right timing and loudness asymmetry of a list of step records.
+
+    Parameters
+    ----------
+    steps : list of dict
+        Step records with ``side``, ``cadence_spm`` and ``energy_db``.
+
+    Returns
+    -------
+    dict
+        ``timing_asymmetry_pct``: (mean interval ending on L − mean ending on
+        R) / mean interval × 100 (positive: the step onto L takes longer);
+        ``loudness_asymmetry_db``: median energy of L steps − of R steps.
+        Values are None with fewer than 4 steps per side.
+    """
+    out = {"timing_asymmetry_pct": None, "loudness_asymmetry_db": None}
+    by_side = {"L": [], "R": []}
+    loud = {"L": [], "R": []}
+    for st in steps:
+        side = st.get("side")
+        if side not in by_side:
+            continue
+        if st.get("cadence_spm") and not st.get("missed"):
+            by_side[side].append(60.0 / st["cadence_spm"])
+        if st.get("energy_db") is not None and np.isfinite(st["energy_db"]):
+            loud[side].append(st["energy_db"])
+    if len(by_side["L"]) >= 4 and len(by_side["R"]) >= 4:
+        mean_l = float(np.mean(by_side["L"]))
+        mean_r = float(np.mean(by_side["R"]))
+        out["timing_asymmetry_pct"] = 100.0 * (mean_l - mean_r) / (0.5 * (mean_l + mean_r))
+    if len(loud["L"]) >= 4 and len(loud["R"]) >= 4:
+        out["loudness_asymmetry_db"] = float(np.median(loud["L"]) - np.median(loud["R"]))
+    return out
