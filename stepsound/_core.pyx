@@ -42,7 +42,7 @@ cnp.import_array()
 DEF NB = 4          # signals tracked per hop: 0 broadband, 1 low, 2 mid, 3 high
 DEF NSOS = 6        # biquad sections
 DEF MAXW = 256      # max hops in a feature window
-DEF MAXRISE = 32    # max hops of rise look-back
+DEF MAXRISE = 128   # hops of per-band power history (fast + reference windows)
 
 DEF _ONSET = 1
 DEF _STEP = 2
@@ -97,9 +97,14 @@ cdef class StepDetector:
     floor_up_db_s, floor_down_db_s : float [dB/s]
         Noise-floor quantile tracker rates (up / down).
     rise_s : float [seconds]
-        Look-back of the rise measure.
+        Length of the reference window that ends where a band's fast window
+        starts; the rise is the fast-window level over the reference level.
+    fast_windows_s : sequence of 4 floats [seconds]
+        Per-band averaging window of the current level (broadband, low, mid,
+        high): long enough to span a period of hum in that band.
     excess_margin_db : float [dB]
-        A band must exceed its noise floor by this much to count.
+        A band must exceed its noise floor, and rise over its reference
+        level, by this much to count.
     threshold_abs : float [ODF units]
         Absolute minimum threshold of the ODF.
     threshold_rel : float
@@ -130,6 +135,7 @@ cdef class StepDetector:
     cdef double weights[NB]
     # parameters in hops / per hop
     cdef int min_interval_hops, feature_hops, energy_hops, rise_hops, confirm_hops
+    cdef int fast_hops[NB]
     cdef double refractory_fraction, up_db, down_db, warm_up_db, down_warm_db
     cdef int warm_hops, settle_hops
     cdef double margin_db, thr_abs, thr_rel, abs_floor_db
@@ -178,7 +184,7 @@ cdef class StepDetector:
                  double rise_s=0.008, double excess_margin_db=3.0,
                  double threshold_abs=6.0, double threshold_rel=0.3,
                  double confirm_s=0.008, double abs_floor_db=-100.0,
-                 int capacity=64):
+                 fast_windows_s=(0.008, 0.02, 0.005, 0.004), int capacity=64):
         cdef int i, j
         if not (8000 <= sample_rate <= 192000):
             raise ValueError(f"sample_rate={sample_rate} must be between 8000 and 192000 Hz")
@@ -211,7 +217,14 @@ cdef class StepDetector:
         self.min_interval_hops = max(1, <int> (min_interval_s / hop_s + 0.5))
         self.feature_hops = min(MAXW, max(2, <int> (feature_window_s / hop_s + 0.5)))
         self.energy_hops = min(self.feature_hops, max(1, <int> (energy_window_s / hop_s + 0.5)))
-        self.rise_hops = min(MAXRISE - 1, max(1, <int> (rise_s / hop_s + 0.5)))
+        fw = np.ascontiguousarray(fast_windows_s, dtype=np.float64)
+        if fw.shape != (NB,) or not np.all(np.isfinite(fw)) or np.any(fw <= 0):
+            raise ValueError("fast_windows_s must be 4 positive durations")
+        self.rise_hops = max(1, <int> (rise_s / hop_s + 0.5))
+        for i in range(NB):
+            self.fast_hops[i] = max(1, <int> (fw[i] / hop_s + 0.5))
+            if self.fast_hops[i] + self.rise_hops >= MAXRISE:
+                raise ValueError("fast_windows_s + rise_s is too long for this hop length")
         self.confirm_hops = max(1, <int> (confirm_s / hop_s + 0.5))
         self.refractory_fraction = refractory_fraction
         self.up_db = floor_up_db_s * hop_s
@@ -226,7 +239,7 @@ cdef class StepDetector:
         # at most one onset and one step row per min interval, plus slack
         self.max_block = max(1, (capacity // 2 - 2)) * self.min_interval_hops * hop_length
         ring_len = 1
-        while ring_len < 4 * hop_length * (self.rise_hops + self.confirm_hops + 4):
+        while ring_len < 4 * hop_length * (self.confirm_hops + 8):
             ring_len *= 2
         self.ring = np.zeros(ring_len, dtype=np.float64)
         self.ring_mask = ring_len - 1
@@ -243,7 +256,7 @@ cdef class StepDetector:
     @property
     def latency_samples(self):
         """Longest delay from a step's onset to its ONSET event [samples]."""
-        return (self.confirm_hops + 2) * self.hop_length
+        return (self.confirm_hops + 3) * self.hop_length
 
     @property
     def feature_latency_samples(self):
@@ -260,7 +273,7 @@ cdef class StepDetector:
             self.acc[i] = 0.0
             self.floor_db[i] = HUGE_VAL
             for j in range(MAXRISE):
-                self.hist[i][j] = -300.0
+                self.hist[i][j] = 0.0
         self.ring[:] = 0.0
         self.hop_peak = 0.0
         self.sample_index = 0
@@ -403,7 +416,7 @@ cdef class StepDetector:
         """Per-hop update: levels, noise floors, ODF, peak picking, features."""
         cdef int b, k, j
         cdef double e[NB]
-        cdef double p, excess, lowest, rise, contrib, odf, thr, up, down
+        cdef double p, excess, lowest, rise, contrib, odf, thr, up, down, fast, ref
         cdef double inv = 1.0 / self.hop_length
         cdef long long h = self.hop_index
         cdef int refractory
@@ -414,17 +427,25 @@ cdef class StepDetector:
             up = up * 10.0
             down = down * 10.0
         for b in range(NB):
-            p = self.acc[b] * inv
-            e[b] = _db(p)
+            self.hist[b][self.hist_pos] = self.acc[b] * inv
+        for b in range(NB):
+            # level over the fast window (current hop included) and over the
+            # reference window just before it
+            fast = 0.0
+            for k in range(self.fast_hops[b]):
+                fast += self.hist[b][(self.hist_pos - k + MAXRISE) % MAXRISE]
+            fast /= self.fast_hops[b]
+            ref = 0.0
+            for k in range(self.fast_hops[b], self.fast_hops[b] + self.rise_hops):
+                ref += self.hist[b][(self.hist_pos - k + MAXRISE) % MAXRISE]
+            ref /= self.rise_hops
+            e[b] = _db(fast)
             if e[b] < self.abs_floor_db:
                 e[b] = self.abs_floor_db
-            # rise: level now over the lowest level in the look-back
-            lowest = e[b]
-            for k in range(1, self.rise_hops + 1):
-                j = (self.hist_pos - k + MAXRISE) % MAXRISE
-                if self.hist[b][j] < lowest:
-                    lowest = self.hist[b][j]
-            rise = e[b] - lowest
+            lowest = _db(ref)
+            if lowest < self.abs_floor_db:
+                lowest = self.abs_floor_db
+            rise = e[b] - lowest - self.margin_db
             if self.floor_db[b] == HUGE_VAL:
                 self.floor_db[b] = e[b]
             excess = e[b] - self.floor_db[b] - self.margin_db
@@ -439,8 +460,6 @@ cdef class StepDetector:
                     self.floor_db[b] -= down
                     if self.floor_db[b] < e[b]:
                         self.floor_db[b] = e[b]
-        for b in range(NB):
-            self.hist[b][self.hist_pos] = e[b]
         self.hist_pos = (self.hist_pos + 1) % MAXRISE
         self.last_odf = odf
 
@@ -585,9 +604,9 @@ cdef class StepDetector:
                     pk = fabs(y)
             self.win[0][k] = p / self.hop_length
             # band powers of past hops are in the level history
-            self.win[1][k] = pow(10.0, self.hist[1][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE] / 10.0)
-            self.win[2][k] = pow(10.0, self.hist[2][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE] / 10.0)
-            self.win[3][k] = pow(10.0, self.hist[3][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE] / 10.0)
+            self.win[1][k] = self.hist[1][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE]
+            self.win[2][k] = self.hist[2][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE]
+            self.win[3][k] = self.hist[3][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE]
             self.win_peak[k] = pk
             self.win_len = k + 1
 

@@ -38,9 +38,14 @@ class DetectorConfig:
     floor_up_db_s, floor_down_db_s : float [dB/s]
         Noise-floor tracker rates; their ratio sets the tracked quantile.
     rise_s : float [seconds]
-        Look-back of the rise measure (how fast an onset must rise).
+        Reference window just before each band's fast window; the rise is
+        the fast level over the reference level.
+    fast_windows_s : tuple of 4 floats [seconds]
+        Per-band window of the current level (broadband, low, mid, high),
+        about one period of the hum that can be in the band.
     excess_margin_db : float [dB]
-        Margin above the noise floor before a band contributes.
+        Margin above the noise floor (and above the reference level) before a
+        band contributes.
     threshold_abs : float
         Absolute ODF threshold.
     threshold_rel : float
@@ -59,7 +64,8 @@ class DetectorConfig:
     energy_window_s: float = 0.05
     floor_up_db_s: float = 2.0
     floor_down_db_s: float = 8.0
-    rise_s: float = 0.008
+    rise_s: float = 0.02
+    fast_windows_s: tuple = (0.008, 0.02, 0.005, 0.004)
     excess_margin_db: float = 3.0
     threshold_abs: float = 8.0
     threshold_rel: float = 0.3
@@ -178,7 +184,8 @@ class Detector:
                 feature_window_s=c.feature_window_s, energy_window_s=c.energy_window_s,
                 floor_up_db_s=c.floor_up_db_s, floor_down_db_s=c.floor_down_db_s, rise_s=c.rise_s,
                 excess_margin_db=c.excess_margin_db, threshold_abs=c.threshold_abs,
-                threshold_rel=c.threshold_rel, confirm_s=c.confirm_s, capacity=64)
+                threshold_rel=c.threshold_rel, confirm_s=c.confirm_s,
+                fast_windows_s=np.asarray(c.fast_windows_s, float), capacity=64)
         except ValueError as exc:
             raise ParameterError(str(exc)) from None
         self.hop_length = hop_length

@@ -1,0 +1,153 @@
+"""The streaming step detector: block-size invariance, accuracy, rejection, edges."""
+import numpy as np
+import pytest
+
+from stepsound.detect import Detector, DetectorConfig, Onset, StepFeatures, check_sample_rate, design_filters
+from stepsound.errors import ParameterError
+
+from _signals import bursts, match
+
+
+def _feed(det, x, sizes):
+    events, i, k = [], 0, 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        events += det.process(x[i:i + n])
+        i += n
+        k += 1
+    return events
+
+
+def _events_key(events):
+    out = []
+    for e in events:
+        if isinstance(e, Onset):
+            out.append(("onset", e.onset_sample, e.detect_sample))
+        else:
+            out.append(("step", e.onset_sample, e.detect_sample, tuple(np.nan_to_num(list(e.values.values()), nan=-1e9))))
+    return out
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return bursts(sample_rate=16000, duration_s=8.0, noise_rms=0.02, hum=0.05, seed=3)
+
+
+@pytest.mark.parametrize("sizes", [[1], [17], [256], [4096], "random"])
+def test_chunked_equals_whole(scene, sizes):
+    x, _ = scene
+    whole = _events_key(Detector(16000).process(x))
+    assert len(whole) > 20
+    if sizes == "random":
+        rng = np.random.default_rng(7)
+        sizes = [int(s) for s in rng.integers(0, 3000, size=500)]
+        sizes[::7] = [0] * len(sizes[::7])  # zero-length blocks too
+    chunked = _events_key(_feed(Detector(16000), x, sizes))
+    assert chunked == whole
+
+
+def test_zero_length_block_is_harmless():
+    det = Detector(16000)
+    assert det.process(np.zeros(0, np.float32)) == []
+    assert det.sample_index == 0
+
+
+def test_finds_steps_with_accurate_onsets():
+    x, truth = bursts(sample_rate=44100, duration_s=20.0, noise_rms=0.01, hum=0.05, seed=1)
+    ev = Detector(44100).process(x)
+    onsets = [e.onset_sample for e in ev if isinstance(e, Onset)]
+    hits, misses, fas, err = match(onsets, truth, tolerance=int(0.025 * 44100))
+    assert misses == 0 and fas == 0
+    assert np.max(np.abs(err)) < 0.005 * 44100  # within 5 ms
+
+
+def test_every_onset_gets_features_and_latency_is_bounded():
+    x, truth = bursts(sample_rate=16000, duration_s=10.0, seed=2)
+    det = Detector(16000)
+    ev = det.process(x)
+    onsets = [e for e in ev if isinstance(e, Onset)]
+    steps = [e for e in ev if isinstance(e, StepFeatures)]
+    assert [o.onset_sample for o in onsets[:len(steps)]] == [s.onset_sample for s in steps]
+    assert len(onsets) - len(steps) <= 1
+    for o in onsets:
+        assert 0 <= o.detect_sample - o.onset_sample <= det.latency_samples
+    for s in steps:
+        assert np.isfinite(s["energy_db"]) and s["peak_db"] > s["energy_db"]
+
+
+@pytest.mark.parametrize("sample_rate", [8000, 16000, 22050, 44100, 48000, 96000])
+def test_works_at_every_sample_rate(sample_rate):
+    x, truth = bursts(sample_rate=sample_rate, duration_s=8.0, noise_rms=0.01, seed=4)
+    ev = Detector(sample_rate).process(x)
+    onsets = [e.onset_sample for e in ev if isinstance(e, Onset)]
+    hits, misses, fas, _ = match(onsets, truth, tolerance=int(0.025 * sample_rate))
+    assert misses == 0 and fas == 0
+
+
+def _no_steps(x, sample_rate=16000):
+    return [e for e in Detector(sample_rate).process(x.astype(np.float32)) if isinstance(e, Onset)]
+
+
+def test_must_not_trigger_on_silence_dc_sine_noise_hum_swell():
+    sr = 16000
+    n = 10 * sr
+    t = np.arange(n) / sr
+    rng = np.random.default_rng(0)
+    assert _no_steps(np.zeros(n), sr) == []
+    assert _no_steps(np.full(n, 0.3), sr) == []
+    assert _no_steps(0.5 * np.sin(2 * np.pi * 440 * t), sr) == []
+    assert _no_steps(rng.normal(0, 0.1, n), sr) == []
+    hum = 0.2 * np.sin(2 * np.pi * 120 * t) + 0.1 * np.sin(2 * np.pi * 240 * t) + rng.normal(0, 0.01, n)
+    assert _no_steps(hum, sr) == []
+    swell = rng.normal(0, 1, n) * (0.01 + 0.2 * (0.5 - 0.5 * np.cos(2 * np.pi * t / 5.0)))
+    assert _no_steps(swell, sr) == []
+
+
+def test_gain_invariant_detection():
+    x, truth = bursts(sample_rate=16000, duration_s=10.0, noise_rms=0.01, seed=5)
+    ref = [e.onset_sample for e in Detector(16000).process(x) if isinstance(e, Onset)]
+    quiet = [e.onset_sample for e in Detector(16000).process(x * 0.01) if isinstance(e, Onset)]
+    assert len(ref) == len(truth)
+    hits, misses, fas, _ = match(quiet, ref, tolerance=16)
+    assert misses == 0 and fas == 0
+
+
+def test_nonfinite_samples_are_counted_and_zeroed():
+    x, _ = bursts(sample_rate=16000, duration_s=3.0, seed=6)
+    x[1000:1010] = np.nan
+    x[2000] = np.inf
+    det = Detector(16000)
+    det.process(x)
+    assert det.nonfinite_count == 11
+
+
+def test_reset_returns_to_fresh_state(scene):
+    x, _ = scene
+    det = Detector(16000)
+    first = _events_key(det.process(x))
+    det.reset()
+    assert det.sample_index == 0
+    assert _events_key(det.process(x)) == first
+
+
+@pytest.mark.parametrize("rate", [0, -8000, float("nan"), float("inf"), 1e9, 4000, "abc", 44100.5])
+def test_bad_sample_rates_are_rejected(rate):
+    with pytest.raises(ParameterError, match="sample_rate"):
+        check_sample_rate(rate)
+    with pytest.raises(ParameterError):
+        Detector(rate)
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ParameterError, match="min_interval_s"):
+        Detector(16000, DetectorConfig(min_interval_s=float("nan")))
+    with pytest.raises(ParameterError, match="feature_window_s"):
+        Detector(16000, DetectorConfig(feature_window_s=0.5))
+
+
+def test_filters_are_stable_at_every_rate():
+    for rate in (8000, 11025, 16000, 44100, 96000, 192000):
+        sos = design_filters(rate)
+        assert sos.shape == (6, 6)
+        for sec in sos:
+            assert np.all(np.abs(np.roots(sec[3:])) < 1.0)
