@@ -20,6 +20,10 @@ from stepsound.errors import ParameterError, StepsoundError
 #: ``stepsound analyze`` never pays for sounddevice or matplotlib.
 SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("analyze", "stepsound.analyze", "detect steps and cadence in recordings (offline)"),
+    ("metronome", "stepsound.metronome_cli", "play a cadence or a plan live through an audio device"),
+    ("render", "stepsound.render", "write a cue track (WAV/FLAC/OGG/MP3) of a cadence or a plan"),
+    ("plans", "stepsound.plans", "list the built-in cadence plans, or show one"),
+    ("devices", "stepsound.device", "list audio devices"),
 ]
 
 
