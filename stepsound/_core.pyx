@@ -111,6 +111,10 @@ cdef class StepDetector:
         Threshold as a fraction of the typical recent step ODF peak.
     confirm_s : float [seconds]
         Longest wait after the ODF crossing before committing (latency bound).
+    lookback_s : float [seconds]
+        How far before the ODF crossing the onset may be moved back, over
+        contiguous hops standing ``lookback_db`` above the noise floor (a heel
+        contact heard in noise before its louder forefoot slap).
     abs_floor_db : float [dBFS]
         Levels below this are treated as silence.
     capacity : int
@@ -138,7 +142,8 @@ cdef class StepDetector:
     cdef int fast_hops[NB]
     cdef double refractory_fraction, up_db, down_db, warm_up_db, down_warm_db
     cdef int warm_hops, settle_hops
-    cdef double margin_db, thr_abs, thr_rel, abs_floor_db
+    cdef double margin_db, thr_abs, thr_rel, abs_floor_db, lookback_db
+    cdef int lookback_hops
     # per-sample state
     cdef readonly long long sample_index
     cdef int hop_pos
@@ -184,7 +189,8 @@ cdef class StepDetector:
                  double rise_s=0.008, double excess_margin_db=3.0,
                  double threshold_abs=6.0, double threshold_rel=0.3,
                  double confirm_s=0.008, double abs_floor_db=-100.0,
-                 fast_windows_s=(0.008, 0.02, 0.005, 0.004), int capacity=64):
+                 fast_windows_s=(0.008, 0.02, 0.005, 0.004), double lookback_s=0.08,
+                 double lookback_db=8.0, int capacity=64):
         cdef int i, j
         if not (8000 <= sample_rate <= 192000):
             raise ValueError(f"sample_rate={sample_rate} must be between 8000 and 192000 Hz")
@@ -226,6 +232,10 @@ cdef class StepDetector:
             if self.fast_hops[i] + self.rise_hops >= MAXRISE:
                 raise ValueError("fast_windows_s + rise_s is too long for this hop length")
         self.confirm_hops = max(1, <int> (confirm_s / hop_s + 0.5))
+        if not (isfinite(lookback_s) and 0 <= lookback_s <= 0.2):
+            raise ValueError(f"lookback_s={lookback_s} must be between 0 and 0.2 s")
+        self.lookback_hops = min(MAXRISE - self.confirm_hops - 8, <int> (lookback_s / hop_s + 0.5))
+        self.lookback_db = lookback_db
         self.refractory_fraction = refractory_fraction
         self.up_db = floor_up_db_s * hop_s
         self.down_db = floor_down_db_s * hop_s
@@ -239,7 +249,7 @@ cdef class StepDetector:
         # at most one onset and one step row per min interval, plus slack
         self.max_block = max(1, (capacity // 2 - 2)) * self.min_interval_hops * hop_length
         ring_len = 1
-        while ring_len < 4 * hop_length * (self.confirm_hops + 8):
+        while ring_len < hop_length * (self.lookback_hops + self.confirm_hops + 8):
             ring_len *= 2
         self.ring = np.zeros(ring_len, dtype=np.float64)
         self.ring_mask = ring_len - 1
@@ -256,7 +266,7 @@ cdef class StepDetector:
     @property
     def latency_samples(self):
         """Longest delay from a step's onset to its ONSET event [samples]."""
-        return (self.confirm_hops + 3) * self.hop_length
+        return (self.confirm_hops + 3 + self.lookback_hops) * self.hop_length
 
     @property
     def feature_latency_samples(self):
@@ -519,13 +529,38 @@ cdef class StepDetector:
         cdef long long start, stop, s, onset
         cdef double peak, thr, y, noise_rms
         cdef long long gap
-        # search window: from 2 hops before the candidate hop to its end
-        start = (self.cand_hop - 2) * self.hop_length
+        # look back: the footfall may have begun before the ODF crossing
+        # (a heel contact heard in noise, its forefoot slap crossing): walk
+        # back over contiguous hops whose broadband or low-band power stands
+        # clearly above the noise floor.
+        cdef long long first = self.cand_hop, j, lim
+        cdef int idx
+        cdef double g = pow(10.0, self.lookback_db / 10.0)
+        cdef double n0 = pow(10.0, self.floor_db[0] / 10.0) * g
+        cdef double n1 = pow(10.0, self.floor_db[1] / 10.0) * g
+        lim = self.cand_hop - self.lookback_hops
+        if lim < self.last_onset_hop + self.min_interval_hops // 2:
+            lim = self.last_onset_hop + self.min_interval_hops // 2
+        if lim < 0:
+            lim = 0
+        j = self.cand_hop - 1
+        while j >= lim:
+            idx = <int> ((self.hist_pos - 1 - (self.hop_index - j) + 4 * MAXRISE) % MAXRISE)
+            if self.hist[0][idx] >= n0 or self.hist[1][idx] >= n1:
+                first = j
+                j -= 1
+            else:
+                break
+        # search window: from 2 hops before the first hop to the end of the
+        # candidate hop
+        start = (first - 2) * self.hop_length
         if start < 0:
             start = 0
         if start < self.sample_index - self.ring_mask:
             start = self.sample_index - self.ring_mask
         stop = (self.cand_hop + 1) * self.hop_length
+        if first < self.cand_hop - 1:
+            stop = (first + 1) * self.hop_length
         if stop > self.sample_index:
             stop = self.sample_index
         peak = 0.0
@@ -541,7 +576,7 @@ cdef class StepDetector:
             thr = 3.0 * noise_rms
         if thr > peak:
             thr = peak
-        onset = self.cand_hop * self.hop_length
+        onset = first * self.hop_length
         for s in range(start, stop):
             if fabs(self.ring[s & self.ring_mask]) >= thr:
                 onset = s
