@@ -133,7 +133,7 @@ def analyze_file(path: str, *, block_size: int = DEFAULT_BLOCK_SIZE, engine_fact
         if on_progress is not None:
             on_progress(done / rate)
     return Analysis(os.fspath(path), rate, done / rate, steps, ticks,
-                    1000.0 * engine.latency_samples / rate, engine.impact.heavy_db)
+                    1000.0 * engine.latency_samples / rate, engine.grader.heavy_db)
 
 
 # -- output ---------------------------------------------------------------------
@@ -191,6 +191,8 @@ def write_json(docs, path: str) -> None:
         try:
             json.dump(docs, fh, indent=1, allow_nan=False)
             fh.write("\n")
+        except BrokenPipeError:
+            raise
         except OSError as exc:
             raise StepsoundError(f"{path}: cannot write ({exc.strerror or exc})") from None
 

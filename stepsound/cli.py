@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from stepsound import __version__
@@ -73,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         print("stepsound: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not an error worth a message
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
         return 1
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from stepsound.cadence import CadenceTracker
 from stepsound.detect import Detector, DetectorConfig, Onset, StepFeatures
-from stepsound.grade import ImpactBaseline
+from stepsound.grade import LandingGrader
 
 
 @dataclass
@@ -71,6 +71,8 @@ class Step:
     heavy: bool
     features: dict = field(default_factory=dict)
     detect_latency_ms: float = 0.0
+    strike: str | None = None
+    strike_confidence: float | None = None
 
     def to_dict(self) -> dict:
         """The JSON record of a step (floats rounded, NaN → None)."""
@@ -83,6 +85,8 @@ class Step:
             "cadence_spm": _r(self.cadence_spm, 2),
             "smoothed_spm": _r(self.smoothed_spm, 2),
             "side": self.side,
+            "strike": self.strike,
+            "strike_confidence": _r(self.strike_confidence, 3),
             "extra": bool(self.extra),
             "missed_before": int(self.missed),
         }
@@ -120,6 +124,8 @@ class Engine:
         Interval of :class:`CadenceTick` events (default 0.25 s: 4 per second).
     heavy_db : float [dB]
         Impact above the runner's baseline that makes a step heavy.
+    grader : LandingGrader, optional
+        Grades each step (default: a fresh :class:`LandingGrader`).
 
     Notes
     -----
@@ -131,11 +137,11 @@ class Engine:
     """
 
     def __init__(self, sample_rate: int, config: DetectorConfig | None = None, *,
-                 tick_s: float = 0.25, heavy_db: float = 6.0):
+                 tick_s: float = 0.25, heavy_db: float = 6.0, grader: LandingGrader | None = None):
         self.detector = Detector(sample_rate, config)
         self.sample_rate = self.detector.sample_rate
         self.cadence = CadenceTracker(self.sample_rate)
-        self.impact = ImpactBaseline(heavy_db=heavy_db)
+        self.grader = grader if grader is not None else LandingGrader(heavy_db=heavy_db)
         self.tick_samples = max(1, int(round(tick_s * self.sample_rate)))
         self._next_tick = self.tick_samples
         self._pending: dict[int, StepOnsetEvent] = {}
@@ -171,11 +177,12 @@ class Engine:
 
     def _complete(self, ev: StepFeatures) -> Step:
         onset = self._pending.pop(ev.onset_sample)
-        impact, heavy = self.impact.grade(ev.values["energy_db"])
+        grade = self.grader.grade(ev.values)
         return Step(ev.onset_sample, ev.onset_sample / self.sample_rate, ev.detect_sample,
                     onset.cadence_spm, onset.smoothed_spm, onset.side, onset.extra, onset.missed,
-                    impact, heavy, dict(ev.values),
-                    1000.0 * (ev.detect_sample - ev.onset_sample) / self.sample_rate)
+                    grade.impact_db, grade.heavy, dict(ev.values),
+                    1000.0 * (ev.detect_sample - ev.onset_sample) / self.sample_rate,
+                    grade.strike, grade.strike_confidence)
 
     def _ticks_until(self, sample: int, out: list) -> None:
         while self._next_tick <= sample:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -69,3 +70,52 @@ class ImpactBaseline:
         impact = 0.0 if base is None else float(energy_db) - base
         self._recent.append(float(energy_db))
         return impact, impact >= self.heavy_db
+
+
+@dataclass(frozen=True)
+class Grade:
+    """How one landing is graded.
+
+    Attributes
+    ----------
+    impact_db : float [dB re the runner's baseline]
+    heavy : bool
+    strike : {"heel", "forefoot", "uncertain"} or None
+        None without a calibrated profile.
+    strike_confidence : float or None
+        0–1, None without a profile.
+    """
+
+    impact_db: float
+    heavy: bool
+    strike: str | None = None
+    strike_confidence: float | None = None
+
+
+class LandingGrader:
+    """Grades each step: impact against the runner's baseline (and strike type).
+
+    Parameters
+    ----------
+    heavy_db : float [dB]
+        Impact above the baseline that makes a step heavy.
+    history : int
+        Steps in the rolling baseline.
+
+    Notes
+    -----
+    :meth:`grade` consumes one step's feature dict (see
+    :data:`stepsound.detect.FEATURE_NAMES`) and returns a :class:`Grade`.
+    Called once per step from the thread that runs the engine.
+    """
+
+    def __init__(self, heavy_db: float = 6.0, history: int = 24):
+        self.baseline = ImpactBaseline(history=history, heavy_db=heavy_db)
+
+    @property
+    def heavy_db(self) -> float:
+        return self.baseline.heavy_db
+
+    def grade(self, features: dict) -> Grade:
+        impact, heavy = self.baseline.grade(features["energy_db"])
+        return Grade(impact, heavy)
