@@ -126,7 +126,9 @@ class FileSource:
             rate = int(st["sample_rate"])
             channels = int(st["channels"])
         except (KeyError, ValueError, TypeError):
-            raise _fail(self.path, "audio stream has no sample rate or channel count") from None
+            raise _fail(self.path, f"not a readable audio file: {sf_problem}") from None
+        if rate <= 0 or channels <= 0:
+            raise _fail(self.path, f"not a readable audio file: {sf_problem}")
         frames = None
         try:
             frames = int(round(float(st["duration"]) * rate))

@@ -1,0 +1,80 @@
+"""Cadence tracker: steps per minute, missed/extra steps, pauses, sides."""
+import numpy as np
+import pytest
+
+from stepsound.cadence import CadenceTracker, side_asymmetry
+
+SR = 1000  # 1 sample = 1 ms keeps the arithmetic readable
+
+
+def feed(tracker, onsets):
+    return [tracker.add(int(s)) for s in onsets]
+
+
+def test_steady_cadence_in_steps_per_minute():
+    tr = CadenceTracker(SR)
+    out = feed(tr, np.arange(20) * 350)  # 350 ms per step = 171.43 steps/min
+    assert out[0].cadence_spm is None
+    assert out[-1].cadence_spm == pytest.approx(60000 / 350)
+    assert out[-1].smoothed_spm == pytest.approx(60000 / 350)
+    assert [t.side for t in out[:4]] == ["L", "R", "L", "R"]
+
+
+def test_missed_step_does_not_halve_cadence_and_keeps_side_parity():
+    tr = CadenceTracker(SR)
+    onsets = list(np.arange(12) * 350)
+    del onsets[8]  # one step not heard
+    out = feed(tr, onsets)
+    assert out[8].missed == 1
+    assert out[8].cadence_spm == pytest.approx(60000 / 350)
+
+
+def test_missed_step_side_parity_exact():
+    tr = CadenceTracker(SR)
+    onsets = [i * 350 for i in range(12) if i != 8]
+    out = feed(tr, onsets)
+    sides = [t.side for t in out]
+    true_sides = [["L", "R"][i % 2] for i in range(12) if i != 8]
+    assert sides == true_sides
+
+
+def test_extra_detection_is_flagged_and_ignored():
+    tr = CadenceTracker(SR)
+    onsets = sorted(list(np.arange(15) * 350) + [10 * 350 + 120])
+    out = feed(tr, onsets)
+    extra = [t for t in out if t.extra]
+    assert len(extra) == 1
+    after = out[onsets.index(11 * 350)]
+    assert after.cadence_spm == pytest.approx(60000 / 350)
+    assert all(t.smoothed_spm is None or abs(t.smoothed_spm - 60000 / 350) < 1 for t in out)
+
+
+def test_unknown_after_steps_stop_then_recovers():
+    tr = CadenceTracker(SR)
+    feed(tr, np.arange(10) * 350)
+    last = 9 * 350
+    assert tr.at(last + 300) == pytest.approx(60000 / 350)
+    assert tr.at(last + 5000) is None
+    restart = last + 8000
+    out = feed(tr, restart + np.arange(6) * 400)
+    assert out[0].side == "L" and out[0].cadence_spm is None
+    assert tr.at(restart + 5 * 400) == pytest.approx(150.0)
+
+
+def test_no_cadence_from_too_few_steps():
+    tr = CadenceTracker(SR)
+    feed(tr, [0, 350])
+    assert tr.at(400) is None
+
+
+def test_side_asymmetry():
+    steps = []
+    for i in range(40):
+        side = "L" if i % 2 == 0 else "R"
+        interval = 0.36 if side == "L" else 0.34
+        steps.append({"side": side, "cadence_spm": 60 / interval, "missed": 0,
+                      "energy_db": -20.0 if side == "L" else -22.0})
+    asym = side_asymmetry(steps)
+    assert asym["timing_asymmetry_pct"] == pytest.approx(100 * 0.02 / 0.35, rel=1e-6)
+    assert asym["loudness_asymmetry_db"] == pytest.approx(2.0)
+    assert side_asymmetry(steps[:3]) == {"timing_asymmetry_pct": None, "loudness_asymmetry_db": None}
