@@ -118,19 +118,20 @@ cdef class ClickEngine:
     cdef readonly bint running
     cdef readonly bint finished
     cdef int64_t _stop_at
-    cdef bint _pend_tempo
-    cdef int64_t _pend_at
-    cdef double _pend_spm, _pend_ramp
+    # changes waiting for their beat (FIFO, applied in the order given)
+    cdef int32_t[::1] _pq_type
+    cdef int64_t[::1] _pq_at
+    cdef double[::1] _pq_a
+    cdef double[::1] _pq_b
+    cdef int _pq_cap, _pq_head, _pq_n
     cdef bint _enabled
-    cdef bint _pend_enable
-    cdef int64_t _pend_enable_at
-    cdef bint _pend_enable_value
     # sounds
     cdef int _sound, _accent_sound, _accent_every
     cdef float _gain, _accent_gain
     cdef readonly int64_t n_clicks
     cdef readonly int64_t latency_samples
     cdef readonly int64_t position
+    cdef int64_t _skip_end  # voices ending before this are not kept (skip mode)
     # log ring
     cdef int64_t[::1] _log_sample
     cdef int8_t[::1] _log_kind
@@ -177,6 +178,11 @@ cdef class ClickEngine:
         self._cq_at = np.zeros(command_capacity, np.int64)
         self._cq_a = np.zeros(command_capacity, np.float64)
         self._cq_b = np.zeros(command_capacity, np.float64)
+        self._pq_cap = command_capacity
+        self._pq_type = np.zeros(command_capacity, np.int32)
+        self._pq_at = np.zeros(command_capacity, np.int64)
+        self._pq_a = np.zeros(command_capacity, np.float64)
+        self._pq_b = np.zeros(command_capacity, np.float64)
         self._sp_start = np.zeros(1, np.int64)
         self._sp_end = np.zeros(1, np.int64)
         self._sp_spm0 = np.zeros(1, np.float64)
@@ -260,10 +266,11 @@ cdef class ClickEngine:
         self.commands_dropped = 0
         self.n_clicks = 0
         self.position = self.origin
+        self._skip_end = I64_MIN
         self.finished = False
         self._stop_at = I64_MAX
-        self._pend_tempo = False
-        self._pend_enable = False
+        self._pq_head = 0
+        self._pq_n = 0
         self._enabled = True
         self._span = -1
         self.running = False
@@ -350,6 +357,8 @@ cdef class ClickEngine:
 
     cdef void _add_voice(self, int64_t start, int sound, float gain) noexcept nogil:
         cdef int i = self._n_voices
+        if start + self._bank_len[sound] <= self._skip_end:
+            return  # skip mode: would never be heard
         if i >= self.max_voices:
             self.dropped_voices += 1
             return
@@ -389,14 +398,16 @@ cdef class ClickEngine:
             if changed:
                 self._span = j
                 self._anchor_span(c, j)
-        if self._pend_tempo and c >= self._pend_at:
-            spm = self._spm_at(c)
-            self._span = -1
-            self._set_segment(c, spm if self._pend_ramp > 0 else self._pend_spm, self._pend_spm, self._pend_ramp)
-            self._pend_tempo = False
-        if self._pend_enable and c >= self._pend_enable_at:
-            self._enabled = self._pend_enable_value
-            self._pend_enable = False
+        while self._pq_n > 0 and c >= self._pq_at[self._pq_head]:
+            j = self._pq_head
+            if self._pq_type[j] == CMD_TEMPO:
+                spm = self._spm_at(c)
+                self._span = -1
+                self._set_segment(c, spm if self._pq_b[j] > 0 else self._pq_a[j], self._pq_a[j], self._pq_b[j])
+            else:
+                self._enabled = self._pq_a[j] != 0.0
+            self._pq_head = (self._pq_head + 1) % self._pq_cap
+            self._pq_n -= 1
         spm = self._spm_at(c)
         audible = self._enabled
         if audible and self._span >= 0:
@@ -411,6 +422,18 @@ cdef class ClickEngine:
         self.n_clicks += 1
         self._k += 1
         self._next = self._anchor + <int64_t>floor(self._offset(self._k) + 0.5)
+
+    cdef void _pend(self, int typ, int64_t at, double a, double b) noexcept nogil:
+        cdef int j
+        if self._pq_n >= self._pq_cap:
+            self.commands_dropped += 1
+            return
+        j = (self._pq_head + self._pq_n) % self._pq_cap
+        self._pq_type[j] = typ
+        self._pq_at[j] = at
+        self._pq_a[j] = a
+        self._pq_b[j] = b
+        self._pq_n += 1
 
     cdef void _drain(self, int64_t start) noexcept nogil:
         cdef int64_t i, at
@@ -431,14 +454,9 @@ cdef class ClickEngine:
                     self.running = True
                     self.finished = False
                 else:
-                    self._pend_tempo = True
-                    self._pend_at = at
-                    self._pend_spm = a
-                    self._pend_ramp = b
+                    self._pend(typ, at, a, b)
             elif typ == CMD_ENABLE:
-                self._pend_enable = True
-                self._pend_enable_at = at
-                self._pend_enable_value = a != 0.0
+                self._pend(typ, at, a, b)
             elif typ == CMD_CUE:
                 if at == I64_MIN:
                     at = start
@@ -454,8 +472,13 @@ cdef class ClickEngine:
                 self._stop_at = at
             self._cq_read += 1
 
-    cdef void _mix(self, float* out, Py_ssize_t n, Py_ssize_t nch, int64_t start) noexcept nogil:
-        cdef int64_t end = start + n
+    cdef void _mix(self, float* out, Py_ssize_t nch, int64_t start, int64_t lo, int64_t hi) noexcept nogil:
+        """Mix output samples [lo, hi) of every voice into ``out`` (``out[0]`` is sample ``start``).
+
+        Voices that have ended by ``hi`` are removed; the others keep their order,
+        so every output sample sums its voices in emission order whatever the
+        block boundaries.
+        """
         cdef int v, w = 0, snd
         cdef int64_t vs, ve, a, b, i
         cdef Py_ssize_t ch, base
@@ -465,8 +488,8 @@ cdef class ClickEngine:
             snd = self._v_sound[v]
             ve = vs + self._bank_len[snd]
             if out != NULL:
-                a = vs if vs > start else start
-                b = ve if ve < end else end
+                a = vs if vs > lo else lo
+                b = ve if ve < hi else hi
                 g = self._v_gain[v]
                 i = a
                 while i < b:
@@ -475,7 +498,7 @@ cdef class ClickEngine:
                     for ch in range(nch):
                         out[base + ch] += x
                     i += 1
-            if ve > end:  # still sounding: keep, preserving order
+            if ve > hi:  # still sounding: keep, preserving order
                 self._v_start[w] = vs
                 self._v_sound[w] = snd
                 self._v_gain[w] = self._v_gain[v]
@@ -485,13 +508,23 @@ cdef class ClickEngine:
     cdef int64_t _render(self, float* out, Py_ssize_t n, Py_ssize_t nch, int64_t start, bint add) noexcept nogil:
         cdef int64_t end = start + n
         cdef int64_t emitted = 0
+        cdef int64_t cursor = start
+        cdef int64_t cut
         if out != NULL and not add and n > 0:
             memset(out, 0, n * nch * sizeof(float))
+        self._skip_end = end if out == NULL else I64_MIN
         self._drain(start)
         while self.running and not self.finished and self._next - self.latency_samples < end:
+            if self._n_voices >= self.max_voices:
+                # A long block with many clicks: mix what precedes the next click
+                # first, which frees the voices that have ended by then.
+                cut = self._next - self.latency_samples
+                if cut > cursor:
+                    self._mix(out, nch, start, cursor, cut)
+                    cursor = cut
             self._emit()
             emitted += 1
-        self._mix(out, n, nch, start)
+        self._mix(out, nch, start, cursor, end)
         self.position = end
         return emitted
 
