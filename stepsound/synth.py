@@ -333,8 +333,21 @@ class Scene:
             write_truth_csv(path_truth_csv, self.steps, self.sample_rate, self.truth_header())
         if path_meta_json is not None:
             with open(path_meta_json, "w") as fh:
-                json.dump({"header": self.truth_header(), "meta": self.meta}, fh, indent=1, default=_json_default)
-                fh.write("\n")
+                fh.write(self.meta_json())
+
+    def meta_json(self) -> str:
+        """``{"header": ..., "meta": ...}`` as JSON text, one line per meta item and per step detail."""
+        def dump(v):
+            return json.dumps(v, default=_json_default)
+
+        items = []
+        for key, value in self.meta.items():
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                body = ",\n".join("   " + dump(v) for v in value)
+                items.append(f"  {dump(key)}: [\n{body}\n  ]")
+            else:
+                items.append(f"  {dump(key)}: {dump(value)}")
+        return '{\n "header": ' + dump(self.truth_header()) + ',\n "meta": {\n' + ",\n".join(items) + "\n }\n}\n"
 
 
 def _json_default(obj):
