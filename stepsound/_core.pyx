@@ -67,6 +67,14 @@ FEATURE_NAMES = (
 )
 DEF NFEAT = 12
 
+cdef inline double _bq(double v, double* c, double* z1, double* z2) noexcept nogil:
+    """One biquad step (transposed direct form II); c = (b0, b1, b2, 1, a1, a2)."""
+    cdef double y = c[0] * v + z1[0]
+    z1[0] = c[1] * v - c[4] * y + z2[0]
+    z2[0] = c[2] * v - c[5] * y
+    return y
+
+
 cdef inline double _db(double p) noexcept nogil:
     if p < 1e-30:
         return -300.0
@@ -180,6 +188,14 @@ cdef class StepDetector:
     cdef double[:, ::1] feat_v
     cdef readonly object kinds, onset_samples, detect_samples, features
     cdef readonly long long nonfinite_count
+    # own-output leak suppression (live duplex only)
+    cdef bint use_ref
+    cdef double rz1[NSOS]
+    cdef double rz2[NSOS]
+    cdef double racc[NB]
+    cdef double ref_hold[NB]
+    cdef double leak_db[NB]
+    cdef double ref_decay, leak_margin_db
     cdef readonly double last_odf
 
     def __init__(self, int sample_rate, int hop_length, sos, band_weights, *,
@@ -236,6 +252,8 @@ cdef class StepDetector:
             raise ValueError(f"lookback_s={lookback_s} must be between 0 and 0.2 s")
         self.lookback_hops = min(MAXRISE - self.confirm_hops - 8, <int> (lookback_s / hop_s + 0.5))
         self.lookback_db = lookback_db
+        self.ref_decay = pow(10.0, -hop_s / 0.05)      # reference hold: -10 dB per 50 ms
+        self.leak_margin_db = 6.0
         self.refractory_fraction = refractory_fraction
         self.up_db = floor_up_db_s * hop_s
         self.down_db = floor_down_db_s * hop_s
@@ -285,6 +303,14 @@ cdef class StepDetector:
             for j in range(MAXRISE):
                 self.hist[i][j] = 0.0
         self.ring[:] = 0.0
+        for i in range(NSOS):
+            self.rz1[i] = 0.0
+            self.rz2[i] = 0.0
+        for i in range(NB):
+            self.racc[i] = 0.0
+            self.ref_hold[i] = 0.0
+            self.leak_db[i] = 20.0
+        self.use_ref = False
         self.hop_peak = 0.0
         self.sample_index = 0
         self.hop_pos = 0
@@ -325,12 +351,55 @@ cdef class StepDetector:
             raise ValueError(f"block of {n} samples exceeds max_block={self.max_block}")
         self.n_events = 0
         with nogil:
-            self._run(&x[0] if n > 0 else NULL, n)
+            self._run(&x[0] if n > 0 else NULL, NULL, n)
         return self.n_events
+
+    def process_ref(self, const float[::1] x, const float[::1] ref):
+        """Like :meth:`process`, with a reference of our own output.
+
+        Parameters
+        ----------
+        x : np.ndarray [shape=(n,), float32]
+            Microphone samples.
+        ref : np.ndarray [shape=(n,), float32]
+            What we played, delayed by the round-trip latency so that
+            ``ref[i]`` is the output sample that reaches the microphone at
+            ``x[i]``.  Its leak (clicks and cues heard back) is suppressed
+            before detection.  Once called, the detector stays in
+            reference mode until :meth:`reset`.
+        """
+        cdef Py_ssize_t n = x.shape[0]
+        if ref.shape[0] != n:
+            raise ValueError("x and ref must have the same length")
+        if n > self.max_block:
+            raise ValueError(f"block of {n} samples exceeds max_block={self.max_block}")
+        self.n_events = 0
+        self.use_ref = True
+        with nogil:
+            self._run(&x[0] if n > 0 else NULL, &ref[0] if n > 0 else NULL, n)
+        return self.n_events
+
+    @property
+    def leak_gains_db(self):
+        """Learned leak gain of our own output into the input, per band [dB]."""
+        return [self.leak_db[i] for i in range(NB)]
+
+    cdef inline void _ref_sample(self, double v) noexcept nogil:
+        cdef double hp, lo, m, mid, h, hi
+        hp = _bq(v, self.sos[0], &self.rz1[0], &self.rz2[0])
+        lo = _bq(hp, self.sos[1], &self.rz1[1], &self.rz2[1])
+        m = _bq(hp, self.sos[2], &self.rz1[2], &self.rz2[2])
+        mid = _bq(m, self.sos[3], &self.rz1[3], &self.rz2[3])
+        h = _bq(hp, self.sos[4], &self.rz1[4], &self.rz2[4])
+        hi = _bq(h, self.sos[5], &self.rz1[5], &self.rz2[5])
+        self.racc[0] += hp * hp
+        self.racc[1] += lo * lo
+        self.racc[2] += mid * mid
+        self.racc[3] += hi * hi
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    cdef void _run(self, const float* x, Py_ssize_t n) noexcept nogil:
+    cdef void _run(self, const float* x, const float* ref, Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t i
         cdef double v, hp, lo, m, mid, h, hi, y
         cdef double s00 = self.sos[0][0], s01 = self.sos[0][1], s02 = self.sos[0][2], s04 = self.sos[0][4], s05 = self.sos[0][5]
@@ -384,6 +453,11 @@ cdef class StepDetector:
             if y > peak:
                 peak = y
             ring[si & mask] = hp
+            if ref != NULL:
+                v = ref[i]
+                if not isfinite(v):
+                    v = 0.0
+                self._ref_sample(v)
             si += 1
             hop_pos += 1
             if hop_pos == hop_length:
@@ -438,6 +512,8 @@ cdef class StepDetector:
             down = down * 10.0
         for b in range(NB):
             self.hist[b][self.hist_pos] = self.acc[b] * inv
+        if self.use_ref:
+            self._suppress_leak(h)
         for b in range(NB):
             # level over the fast window (current hop included) and over the
             # reference window just before it
@@ -478,7 +554,7 @@ cdef class StepDetector:
             k = <int> (h - self.cur_onset_hop)
             if 0 <= k < self.feature_hops:
                 for b in range(NB):
-                    self.win[b][k] = self.acc[b] * inv
+                    self.win[b][k] = self.hist[b][(self.hist_pos - 1 + MAXRISE) % MAXRISE]
                 self.win_peak[k] = self.hop_peak
                 self.win_len = k + 1
                 if k == self.feature_hops - 1:
@@ -506,6 +582,50 @@ cdef class StepDetector:
                 self._commit()
                 self.state = 0
         self.hop_index = h + 1
+
+    cdef void _suppress_leak(self, long long h) noexcept nogil:
+        """Remove the expected leak of our own output from this hop's band powers.
+
+        The reference (what we played, delayed by the round trip) is filtered
+        into the same bands.  Its power, held with an exponential decay that
+        covers a room's tail, times a learned per-band leak gain (+ a safety
+        margin), is subtracted from the input power, never below the noise
+        floor.  The leak gain tracks a low quantile of input-over-reference
+        power ratios on hops where the reference sounds, so steps that happen
+        to coincide with clicks do not inflate it; it starts high (suppress
+        everything) and comes down within a few clicks.
+        """
+        cdef int b
+        cdef double inv = 1.0 / self.hop_length
+        cdef double r, p, noise, excess, leak, ratio_db
+        for b in range(NB):
+            r = self.racc[b] * inv
+            self.racc[b] = 0.0
+            self.ref_hold[b] *= self.ref_decay
+            if r > self.ref_hold[b]:
+                self.ref_hold[b] = r
+            p = self.hist[b][self.hist_pos]
+            noise = 0.0
+            if self.floor_db[b] != HUGE_VAL:
+                noise = pow(10.0, self.floor_db[b] / 10.0)
+            if r > 1e-13 and h >= self.settle_hops:
+                excess = p - noise
+                if excess > 1e-30:
+                    ratio_db = 10.0 * log10(excess / r)
+                else:
+                    ratio_db = -300.0
+                if ratio_db > self.leak_db[b]:
+                    self.leak_db[b] += 0.15
+                else:
+                    self.leak_db[b] -= 0.35
+            if self.ref_hold[b] > 0.0:
+                leak = self.ref_hold[b] * pow(10.0, (self.leak_db[b] + self.leak_margin_db) / 10.0)
+                if p - leak < noise:
+                    if p > noise:
+                        p = noise
+                else:
+                    p = p - leak
+                self.hist[b][self.hist_pos] = p
 
     cdef double _median_interval(self) noexcept nogil:
         cdef long long tmp[8]
@@ -637,8 +757,8 @@ cdef class StepDetector:
                 p += y * y
                 if fabs(y) > pk:
                     pk = fabs(y)
-            self.win[0][k] = p / self.hop_length
-            # band powers of past hops are in the level history
+            # band powers of past hops are in the power history
+            self.win[0][k] = self.hist[0][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE]
             self.win[1][k] = self.hist[1][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE]
             self.win[2][k] = self.hist[2][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE]
             self.win[3][k] = self.hist[3][(self.hist_pos - 1 - (self.hop_index - hh) + 2 * MAXRISE) % MAXRISE]

@@ -207,6 +207,11 @@ class Detector:
         return int(self._core.sample_index)
 
     @property
+    def leak_gains_db(self) -> list:
+        """Learned gain of our own output into the microphone, per band [dB]."""
+        return list(self._core.leak_gains_db)
+
+    @property
     def nonfinite_count(self) -> int:
         """Non-finite input samples seen (replaced by zeros)."""
         return int(self._core.nonfinite_count)
@@ -215,21 +220,32 @@ class Detector:
         """Forget everything (filters, noise floors, rhythm, clock)."""
         self._core.reset()
 
-    def process(self, block: np.ndarray) -> list:
+    def process(self, block: np.ndarray, ref: np.ndarray | None = None) -> list:
         """Feed one block of mono audio; return the completed events, in order.
 
         Parameters
         ----------
         block : np.ndarray [shape=(n,), float32]
             Mono samples (other float dtypes are converted).
+        ref : np.ndarray [shape=(n,), float32], optional
+            Live duplex sessions only: our own output, delayed by the round
+            trip so that ``ref[i]`` is what reaches the microphone at
+            ``block[i]``.  Its leak (our clicks heard back) is suppressed.
         """
         x = np.ascontiguousarray(block, dtype=np.float32)
         if x.ndim != 1:
             raise ParameterError(f"expected mono audio of shape (n,), got shape {x.shape}")
+        if ref is not None:
+            ref = np.ascontiguousarray(ref, dtype=np.float32)
+            if ref.shape != x.shape:
+                raise ParameterError(f"ref has shape {ref.shape}, the block {x.shape}")
         events: list = []
         core = self._core
         for start in range(0, max(len(x), 1), self._max_block):
-            n = core.process(x[start:start + self._max_block])
+            if ref is None:
+                n = core.process(x[start:start + self._max_block])
+            else:
+                n = core.process_ref(x[start:start + self._max_block], ref[start:start + self._max_block])
             for i in range(n):
                 onset = int(core.onset_samples[i])
                 detect = int(core.detect_samples[i])
