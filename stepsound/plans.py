@@ -521,10 +521,16 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
         level_db = float(level_db)
     baseline = data.get("baseline_spm")
     if baseline is not None:
-        try:
-            baseline = check_cadence(baseline if not isinstance(baseline, bool) else None, "baseline_spm")
-        except ParameterError as exc:
-            raise err(f"field {exc}", lines.get(("", "baseline_spm")), "baseline_spm") from None
+        if isinstance(baseline, bool) or not isinstance(baseline, (int, float)) or not (
+            MIN_CADENCE_SPM <= baseline <= MAX_CADENCE_SPM
+        ):
+            raise err(
+                f"field 'baseline_spm': {baseline!r} must be a cadence within"
+                f" {MIN_CADENCE_SPM:g}-{MAX_CADENCE_SPM:g} steps/min",
+                lines.get(("", "baseline_spm")),
+                "baseline_spm",
+            )
+        baseline = float(baseline)
 
     raw_segments = data.get("segment")
     if raw_segments is None:
