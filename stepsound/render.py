@@ -142,6 +142,8 @@ class MusicReader:
 
         self.path = str(path)
         try:
+            if not Path(self.path).is_file():
+                raise FileNotFoundError(self.path)
             self._file = sf.SoundFile(self.path)
         except FileNotFoundError:
             raise AudioFileError(f"music file {self.path!r} not found") from None
@@ -429,6 +431,8 @@ def run(args) -> int:
             import soundfile as sf
 
             try:
+                if not Path(args.music).is_file():
+                    raise FileNotFoundError(args.music)
                 info = sf.info(args.music)
             except FileNotFoundError:
                 raise AudioFileError(f"music file {args.music!r} not found") from None
