@@ -924,12 +924,14 @@ class _Babble(_Source):
                 "phase": rng.uniform(0, 1),
                 "bands": bands,
                 "band_gain": [3.0, 2.0, 1.5],
-                "fric": _SOS(_butter_sos(2, _clip_hz(3500.0, fs, 0.4), "highpass", fs)),
                 "glottal": _SOS(_butter_sos(1, 800.0, "lowpass", fs)),
                 "syll": np.array(syll),
                 "gain": _db(rng.uniform(-6, 0)),
             }
             self.voices.append(voice)
+        # one aspiration and one fricative noise stream shared by all voices (each voice
+        # filters / gates it differently; sharing is inaudible and halves the cost)
+        self.fric = _SOS(_butter_sos(2, _clip_hz(3500.0, fs, 0.4), "highpass", fs))
         self.params = {"n_voices": n_voices}
 
     def _render(self, start, m):
@@ -938,12 +940,14 @@ class _Babble(_Source):
         out = np.zeros(m)
         if m == 0:
             return out
+        aspiration = 0.03 * self.rng.standard_normal(m)
+        fric_noise = 0.05 * self.fric(self.rng.standard_normal(m))
         for v in self.voices:
             f0 = v["f0"] * (1.0 + v["wander"](t))
             ph = v["phase"] + np.cumsum(f0 / fs)
             pulses = np.diff(np.floor(ph), prepend=math.floor(v["phase"]))
             v["phase"] = float(ph[-1] % 1.0)
-            exc = v["glottal"](pulses) + 0.03 * self.rng.standard_normal(m)
+            exc = v["glottal"](pulses) + aspiration
             syl = v["syll"]
             sel = (syl[:, 0] < t[-1]) & (syl[:, 0] + syl[:, 1] + 0.1 > t[0])
             gains = np.zeros((3, m))
@@ -962,7 +966,7 @@ class _Babble(_Source):
                 if fric > 0:
                     fric_env[i0:i1] += fric * _syllable_env(u + 0.07, 0.07)
             voice = sum(bg * gains[i] * band(exc) for i, (band, bg) in enumerate(zip(v["bands"], v["band_gain"])))
-            voice = voice + fric_env * 0.05 * v["fric"](self.rng.standard_normal(m))
+            voice = voice + fric_env * fric_noise
             out += v["gain"] * voice
         return out
 
