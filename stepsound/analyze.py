@@ -49,31 +49,8 @@ class Analysis:
 
     def summary(self) -> dict:
         """Summary statistics (see README for each key)."""
-        real = [s for s in self.steps if not s.extra]
-        spm = np.array([s.cadence_spm for s in real if s.cadence_spm is not None], dtype=float)
-        shown = np.array([t.spm for t in self.cadence if t.spm is not None], dtype=float)
-        impacts = np.array([s.impact_db for s in real], dtype=float)
-        records = [{"side": s.side, "cadence_spm": s.cadence_spm, "missed": s.missed,
-                    "energy_db": s.features.get("energy_db")} for s in real]
-        out = {
-            "steps": len(real),
-            "detections": len(self.steps),
-            "extra_detections": len(self.steps) - len(real),
-            "median_cadence_spm": _round(np.median(spm)) if spm.size else None,
-            "cadence_iqr_spm": ([_round(np.percentile(spm, 25)), _round(np.percentile(spm, 75))]
-                                if spm.size >= 4 else None),
-            "mean_displayed_cadence_spm": _round(shown.mean()) if shown.size else None,
-            "cadence_known_share": _round(shown.size / len(self.cadence), 3) if self.cadence else None,
-            "heavy_steps": int(sum(s.heavy for s in real)),
-            "heavy_share": _round(sum(s.heavy for s in real) / len(real), 4) if real else None,
-            "heavy_threshold_db": self.heavy_db,
-            "median_impact_db": _round(np.median(impacts)) if impacts.size else None,
-            "detect_latency_max_ms": _round(self.latency_ms),
-        }
-        asym = side_asymmetry(records)
-        out["timing_asymmetry_pct"] = _round(asym["timing_asymmetry_pct"])
-        out["loudness_asymmetry_db"] = _round(asym["loudness_asymmetry_db"])
-        return out
+        return summarize([s.to_dict() for s in self.steps], [t.spm for t in self.cadence],
+                         self.heavy_db, self.latency_ms)
 
     def to_dict(self) -> dict:
         """The ``--json`` document (schema in README.md)."""
@@ -86,6 +63,42 @@ class Analysis:
             "cadence": [{"time_s": round(t.time_s, 3), "spm": _round(t.spm)} for t in self.cadence],
             "summary": self.summary(),
         }
+
+
+def summarize(steps: list, displayed_spm: list, heavy_db: float, latency_ms: float) -> dict:
+    """Summary statistics of step records (``Step.to_dict()``) and displayed cadence values.
+
+    Shared by ``analyze`` and live sessions, so both summarise alike.
+    """
+    real = [s for s in steps if not s.get("extra")]
+    spm = np.array([s["cadence_spm"] for s in real if s.get("cadence_spm") is not None], dtype=float)
+    shown = np.array([v for v in displayed_spm if v is not None], dtype=float)
+    impacts = np.array([s["impact_db"] for s in real if s.get("impact_db") is not None], dtype=float)
+    heavy = sum(bool(s.get("heavy")) for s in real)
+    strikes = [s.get("strike") for s in real if s.get("strike")]
+    out = {
+        "steps": len(real),
+        "detections": len(steps),
+        "extra_detections": len(steps) - len(real),
+        "median_cadence_spm": _round(np.median(spm)) if spm.size else None,
+        "cadence_iqr_spm": ([_round(np.percentile(spm, 25)), _round(np.percentile(spm, 75))]
+                            if spm.size >= 4 else None),
+        "mean_displayed_cadence_spm": _round(shown.mean()) if shown.size else None,
+        "cadence_known_share": _round(shown.size / len(displayed_spm), 3) if displayed_spm else None,
+        "heavy_steps": int(heavy),
+        "heavy_share": _round(heavy / len(real), 4) if real else None,
+        "heavy_threshold_db": heavy_db,
+        "median_impact_db": _round(np.median(impacts)) if impacts.size else None,
+        "detect_latency_max_ms": _round(latency_ms),
+    }
+    if strikes:
+        out["strike_counts"] = {k: strikes.count(k) for k in ("heel", "forefoot", "uncertain")}
+    records = [{"side": s.get("side"), "cadence_spm": s.get("cadence_spm"), "missed": s.get("missed_before"),
+                "energy_db": s.get("energy_db")} for s in real]
+    asym = side_asymmetry(records)
+    out["timing_asymmetry_pct"] = _round(asym["timing_asymmetry_pct"])
+    out["loudness_asymmetry_db"] = _round(asym["loudness_asymmetry_db"])
+    return out
 
 
 def _round(value, digits: int = 2):

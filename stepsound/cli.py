@@ -25,6 +25,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("render", "stepsound.render", "write a cue track (WAV/FLAC/OGG/MP3) of a cadence or a plan"),
     ("plans", "stepsound.plans", "list the built-in cadence plans, or show one"),
     ("devices", "stepsound.device", "list audio devices"),
+    ("run", "stepsound.session", "live coaching session: listen, coach, cue (or replay a recording)"),
 ]
 
 
@@ -73,12 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stepsound: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("stepsound: error: out of memory", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): not an error worth a message
         try:
             sys.stdout = open(os.devnull, "w")
         except OSError:
             pass
+        return 1
+    except Exception as exc:  # a bug: still one line for the user, the traceback on request
+        if os.environ.get("STEPSOUND_TRACEBACK"):
+            raise
+        print(f"stepsound: internal error: {type(exc).__name__}: {exc} "
+              "(a bug: please report it; STEPSOUND_TRACEBACK=1 shows the details)", file=sys.stderr)
         return 1
 
 

@@ -158,10 +158,14 @@ class Engine:
     def sample_index(self) -> int:
         return self.detector.sample_index
 
-    def process(self, block) -> list:
-        """Feed one block; return the events completed, in sample order."""
+    def process(self, block, ref=None) -> list:
+        """Feed one block; return the events completed, in sample order.
+
+        ``ref`` (live duplex only): our own output delayed by the round trip,
+        see :meth:`stepsound.detect.Detector.process`.
+        """
         out: list = []
-        for ev in self.detector.process(block):
+        for ev in self.detector.process(block, ref):
             if isinstance(ev, Onset):
                 # a tick at t reflects the onsets detected at or before t
                 self._ticks_until(ev.detect_sample - 1, out)

@@ -1,0 +1,712 @@
+"""``stepsound run``: the live coaching session (and its replay from a file).
+
+Threads and data flow::
+
+    audio thread (PortAudio callback, or the replay loop)          main thread
+    ───────────────────────────────────────────────────          ───────────
+    metronome.render_into(out)  ─┐                                  │
+    out → output history ring    │ ref = out delayed by round trip  │
+    engine.process(mic, ref) ────┴→ events → bounded SPSC queue ───→ coach → metronome commands
+    mic → recorder ring  ─────────────────────────────────────────→ FLAC writer
+                                                                     display, session database
+
+The callback takes no lock, prints nothing and raises nothing (the device
+wrapper zeroes the output and counts problems); events are handed over
+through a bounded queue whose overflows are counted.  The replay path calls
+the very same :meth:`SessionCore.audio_block`, so ``run --input-file X
+--fast`` and ``analyze X`` find the same steps.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import math
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+from stepsound.analyze import summarize, write_json
+from stepsound.coach import CUE_MODES, Coach, CoachConfig
+from stepsound.engine import CadenceTick, Engine, Step, StepOnsetEvent
+from stepsound.errors import AudioDeviceError, AudioFileError, ParameterError, StepsoundError, StoreError
+from stepsound.grade import LandingGrader
+from stepsound.metronome import Metronome
+from stepsound.sounds import CLICK_SOUNDS
+from stepsound.store import SessionStore
+from stepsound.units import parse_duration_s
+
+FLUSH_S = 2.0
+
+
+class SpscQueue:
+    """Bounded single-producer/single-consumer event queue (overflows counted).
+
+    ``put`` is called by the audio thread, ``drain`` by the main thread;
+    ``collections.deque`` appends and pops are atomic in CPython.
+    """
+
+    def __init__(self, capacity: int = 4096):
+        self._q: collections.deque = collections.deque()
+        self.capacity = int(capacity)
+        self.dropped = 0
+
+    def put(self, item) -> None:
+        if len(self._q) >= self.capacity:
+            self.dropped += 1
+        else:
+            self._q.append(item)
+
+    def drain(self) -> list:
+        out = []
+        q = self._q
+        while q:
+            out.append(q.popleft())
+        return out
+
+
+class SampleRing:
+    """Single-producer/single-consumer ring of float32 samples (overflows counted).
+
+    Parameters
+    ----------
+    capacity : int [samples]
+    """
+
+    def __init__(self, capacity: int):
+        self.buf = np.zeros(int(capacity), np.float32)
+        self.capacity = int(capacity)
+        self.written = 0   # only the producer writes this
+        self.read = 0      # only the consumer writes this
+        self.overflow = 0
+
+    def push(self, x: np.ndarray) -> None:
+        """Producer: append samples (drops what does not fit, counted)."""
+        n = len(x)
+        free = self.capacity - (self.written - self.read)
+        if n > free:
+            self.overflow += n - free
+            n = free
+        start = self.written % self.capacity
+        first = min(n, self.capacity - start)
+        self.buf[start:start + first] = x[:first]
+        if n > first:
+            self.buf[:n - first] = x[first:n]
+        self.written += n
+
+    def available(self) -> int:
+        return self.written - self.read
+
+    def pop_into(self, out: np.ndarray) -> int:
+        """Consumer: move up to len(out) samples into ``out``; return how many."""
+        n = min(len(out), self.written - self.read)
+        start = self.read % self.capacity
+        first = min(n, self.capacity - start)
+        out[:first] = self.buf[start:start + first]
+        if n > first:
+            out[first:n] = self.buf[:n - first]
+        self.read += n
+        return n
+
+
+class SessionCore:
+    """The audio path of a session: metronome out, detector in.
+
+    Parameters
+    ----------
+    sample_rate : int [Hz]
+    coach_config : CoachConfig
+    grader : LandingGrader, optional
+    sound : str
+        Metronome sound.
+    level_db : float [dBFS]
+        Metronome level.
+    leak_ref_delay : int or None [samples]
+        Live duplex only: feed the detector our own output delayed by this
+        many samples (the measured round trip, a little early) so it never
+        counts our own clicks.  None: no acoustic path (replays).
+    max_block : int [samples]
+        Largest block :meth:`audio_block` will be given.
+
+    Notes
+    -----
+    :meth:`audio_block` runs on the audio thread: it renders the metronome
+    into ``out``, runs the engine on ``mic`` and queues the events.
+    Everything else runs on the main thread.
+    """
+
+    def __init__(self, sample_rate: int, coach_config: CoachConfig, *, grader=None, sound: str = "woodblock",
+                 level_db: float = -6.0, leak_ref_delay: int | None = None, max_block: int = 8192):
+        self.sample_rate = int(sample_rate)
+        self.grader = grader if grader is not None else LandingGrader()
+        self.engine = Engine(self.sample_rate, grader=self.grader)
+        self.metronome = Metronome(self.sample_rate, sound=sound, level_db=level_db, accent_every=0)
+        self.coach = Coach(coach_config, self.sample_rate, self.metronome, self.grader)
+        self.events = SpscQueue()
+        self.sample = 0
+        self.leak_ref_delay = leak_ref_delay
+        self._max_block = int(max_block)
+        if leak_ref_delay is not None:
+            size = 1
+            while size < leak_ref_delay + 2 * self._max_block + 1:
+                size *= 2
+            self._hist = np.zeros(size, np.float32)
+            self._ref = np.zeros(self._max_block, np.float32)
+        self._out_mono = np.zeros(self._max_block, np.float32)
+
+    # -- audio thread ---------------------------------------------------------
+    def audio_block(self, mic: np.ndarray, out: np.ndarray | None) -> None:
+        """Render cues into ``out`` (if any) and detect steps in ``mic``.
+
+        Parameters
+        ----------
+        mic : np.ndarray [shape=(n,), float32]
+        out : np.ndarray [shape=(n,) or (n, channels), float32] or None
+        """
+        n = len(mic)
+        if n > self._max_block:
+            for start in range(0, n, self._max_block):
+                self.audio_block(mic[start:start + self._max_block],
+                                 None if out is None else out[start:start + self._max_block])
+            return
+        if out is not None:
+            self.metronome.render_into(out, self.sample)
+        else:
+            self.metronome.render_into(self._out_mono[:n], self.sample)
+        ref = None
+        if self.leak_ref_delay is not None:
+            played = self._out_mono[:n] if out is None else (out if out.ndim == 1 else out[:, 0])
+            size = len(self._hist)
+            pos = self.sample % size
+            first = min(n, size - pos)
+            self._hist[pos:pos + first] = played[:first]
+            self._hist[:n - first] = played[first:n]
+            ref = self._ref[:n]
+            start = (self.sample - self.leak_ref_delay) % size
+            first = min(n, size - start)
+            ref[:first] = self._hist[start:start + first]
+            ref[first:n] = self._hist[:n - first]
+            if self.sample < self.leak_ref_delay:
+                ref[:min(n, self.leak_ref_delay - self.sample)] = 0.0
+        for ev in self.engine.process(mic, ref):
+            self.events.put(ev)
+        self.sample += n
+
+
+class SessionLog:
+    """Main-thread bookkeeping: steps, ticks and cues, flushed to the database.
+
+    Memory stays flat: records are written to the database every
+    ``FLUSH_S`` seconds and only the last few steps are kept for the display.
+    """
+
+    def __init__(self, core: SessionCore, store: SessionStore | None, session_id: int | None):
+        self.core = core
+        self.store = store
+        self.session_id = session_id
+        self.sample_rate = core.sample_rate
+        self._steps: list = []
+        self._ticks: list = []
+        self._cues_sent = 0
+        self.n_steps = 0
+        self.last_steps = collections.deque(maxlen=6)
+        self.cadence_spm = None
+        self._recent_ticks = collections.deque(maxlen=200)
+        self._last_flush = time.monotonic()
+        self.keep_all = store is None
+        self.all_steps: list = []
+        self.all_ticks: list = []
+
+    def pump(self) -> None:
+        """Hand queued engine events to the coach and the log."""
+        coach = self.core.coach
+        for ev in self.core.events.drain():
+            if isinstance(ev, Step):
+                coach.on_step(ev)
+                rec = ev.to_dict()
+                self._steps.append(rec)
+                if not ev.extra:
+                    self.n_steps += 1
+                self.last_steps.append(rec)
+            elif isinstance(ev, CadenceTick):
+                coach.on_tick(ev)
+                self.cadence_spm = ev.spm
+                self._ticks.append((round(ev.time_s, 3), None if ev.spm is None else round(ev.spm, 2)))
+                self._recent_ticks.append((ev.time_s, ev.spm))
+            elif isinstance(ev, StepOnsetEvent):
+                pass
+
+    def trend_spm(self) -> float | None:
+        """Cadence change over the last 30 s [steps/min]."""
+        pts = [(t, v) for t, v in self._recent_ticks if v is not None]
+        if len(pts) < 20:
+            return None
+        now = pts[-1][0]
+        old = [v for t, v in pts if now - t >= 25.0]
+        if not old:
+            return None
+        return pts[-1][1] - old[-1]
+
+    def flush(self, force: bool = False) -> None:
+        """Write pending records to the database (every FLUSH_S, or now)."""
+        now = time.monotonic()
+        if not force and now - self._last_flush < FLUSH_S:
+            return
+        self._last_flush = now
+        cues = [c.to_dict() for c in self.core.coach.cues[self._cues_sent:]]
+        steps, ticks = self._steps, self._ticks
+        self._steps, self._ticks = [], []
+        if self.keep_all:
+            self.all_steps += steps
+            self.all_ticks += ticks
+            self._cues_sent += len(cues)
+            return
+        try:
+            self.store.append(self.session_id, steps, ticks, cues)
+        except StoreError:
+            # keep them for the next try (or the final JSON) and re-raise
+            self._steps, self._ticks = steps + self._steps, ticks + self._ticks
+            raise
+        self._cues_sent += len(cues)
+
+    def document(self, source: str, duration_s: float, extra: dict) -> dict:
+        """The session as the ``--json`` document (steps, cadence, summary, cues)."""
+        if self.keep_all:
+            steps = self.all_steps + self._steps
+            ticks = self.all_ticks + self._ticks
+        else:
+            doc = self.store.load(self.session_id)
+            steps = doc["steps"] + self._steps
+            ticks = [(c["time_s"], c["spm"]) for c in doc["cadence"]] + self._ticks
+        grader = self.core.grader
+        summary = summarize(steps, [v for _, v in ticks], grader.heavy_db,
+                            1000.0 * self.core.engine.latency_samples / self.sample_rate)
+        coach = self.core.coach
+        summary.update({
+            "baseline_spm": None if coach.baseline_spm is None else round(coach.baseline_spm, 2),
+            "final_target_spm": None if coach.target_spm is None else round(coach.target_spm, 2),
+            "cues_given": sum(1 for c in coach.cues if c.kind in ("speed_up", "slow_down", "on_target", "land_softer")),
+        })
+        summary.update(extra)
+        return {
+            "schema": 1,
+            "file": source,
+            "sample_rate": self.sample_rate,
+            "duration_s": round(duration_s, 4),
+            "steps": steps,
+            "cadence": [{"time_s": t, "spm": v} for t, v in ticks],
+            "cues": [c.to_dict() for c in coach.cues],
+            "summary": summary,
+        }
+
+    def status(self, elapsed_s: float, xruns: int) -> dict:
+        st = dict(self.core.coach.status())
+        st.update({"cadence_spm": self.cadence_spm, "elapsed_s": elapsed_s, "xruns": xruns,
+                   "steps": self.n_steps, "last_steps": list(self.last_steps), "trend_spm": self.trend_spm()})
+        return st
+
+
+class _Writer:
+    """A FLAC/WAV writer that never loses what it wrote (closes cleanly on errors)."""
+
+    def __init__(self, path: str, sample_rate: int, channels: int = 1):
+        import soundfile as sf
+
+        self.path = path
+        self.failed: str | None = None
+        try:
+            self.f = sf.SoundFile(path, "w", samplerate=sample_rate, channels=channels)
+        except Exception as exc:  # soundfile raises several types for bad paths/formats
+            raise AudioFileError(f"{path}: cannot create ({exc})") from None
+
+    def write(self, x: np.ndarray) -> None:
+        if self.failed:
+            return
+        try:
+            self.f.write(x)
+        except Exception as exc:  # disk full, I/O error
+            self.failed = f"{self.path}: writing stopped ({exc}); what was written is kept"
+
+    def close(self) -> None:
+        try:
+            self.f.close()
+        except Exception as exc:
+            self.failed = self.failed or f"{self.path}: could not be finalized ({exc})"
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _coach_config(args) -> CoachConfig:
+    return CoachConfig(target=args.target, cues=args.cues, warmup_s=args.warmup, band_pct=args.band)
+
+
+def _grader(args):
+    if getattr(args, "profile", None):
+        try:
+            return LandingGrader(heavy_db=args.heavy_db, profile=args.profile)
+        except TypeError:
+            raise ParameterError("--profile is not supported by this version's landing grader") from None
+    return LandingGrader(heavy_db=args.heavy_db)
+
+
+def _open_store(args) -> SessionStore | None:
+    if args.db == "none":
+        return None
+    return SessionStore(args.db)
+
+
+class _Outcome:
+    def __init__(self):
+        self.status = "complete"
+        self.message: str | None = None
+        self.code = 0
+
+
+def run_replay_fast(args, store) -> int:
+    """``--input-file X --fast``: the live engine on a recording, as fast as possible."""
+    from stepsound.source import FileSource
+
+    source = FileSource(args.input_file, block_size=args.block_size or 1024)
+    rate = source.info.sample_rate
+    core = SessionCore(rate, _coach_config(args), grader=_grader(args), sound=args.sound, level_db=args.volume)
+    return _drive(args, store, core, source, realtime=False)
+
+
+def _drive(args, store, core: SessionCore, source, realtime: bool) -> int:
+    rate = core.sample_rate
+    session_id = store.begin(source=os.path.abspath(args.input_file), sample_rate=rate, target=args.target,
+                             cues_mode=args.cues, profile=getattr(args, "profile", None),
+                             recording=args.output_file) if store else None
+    log = SessionLog(core, store, session_id)
+    writer = _Writer(args.output_file, rate) if args.output_file else None
+    outcome = _Outcome()
+    limit = None if args.duration is None else int(args.duration * rate)
+    display = _display(args)
+    out = np.zeros(max(args.block_size or 1024, 1), np.float32)
+    mix = np.zeros_like(out)
+    t0 = time.monotonic()
+    done = 0
+    try:
+        with display:
+            for block in source.blocks():
+                if limit is not None and done >= limit:
+                    break
+                if limit is not None and done + len(block) > limit:
+                    block = block[:limit - done]
+                n = len(block)
+                if core.engine.detector.nonfinite_count:
+                    raise AudioFileError(f"{args.input_file}: contains non-finite (NaN/inf) samples")
+                core.audio_block(block, out[:n])
+                if writer is not None:
+                    np.add(block, out[:n], out=mix[:n])
+                    np.clip(mix[:n], -1.0, 1.0, out=mix[:n])
+                    writer.write(mix[:n])
+                done += n
+                log.pump()
+                log.flush()
+                if display.mode != "none":
+                    display.update(log.status(done / rate, 0))
+            if core.engine.detector.nonfinite_count:
+                raise AudioFileError(f"{args.input_file}: contains non-finite (NaN/inf) samples")
+    except KeyboardInterrupt:
+        outcome.status, outcome.code, outcome.message = "interrupted", 130, "stopped by Ctrl-C; the session so far is saved"
+    except StepsoundError as exc:
+        outcome.status, outcome.code, outcome.message = "failed", 1, str(exc)
+    finally:
+        if writer is not None:
+            writer.close()
+            if writer.failed:
+                outcome.status, outcome.code = "failed", 1
+                outcome.message = writer.failed
+    return _finish(args, store, log, core, outcome, done / rate, time.monotonic() - t0)
+
+
+def _finish(args, store, log: SessionLog, core: SessionCore, outcome: _Outcome, duration_s: float,
+            wall_s: float, xruns: int = 0, extra: dict | None = None) -> int:
+    """Save everything (database, JSON), print the summary; return the exit code."""
+    log.pump()
+    extra = dict(extra or {})
+    extra.update({"status": outcome.status, "events_dropped": core.events.dropped})
+    try:
+        log.flush(force=True)
+    except StoreError as exc:
+        outcome.status, outcome.code = "failed", 1
+        outcome.message = outcome.message or str(exc)
+    doc = log.document(os.path.abspath(args.input_file) if args.input_file else "live", duration_s, extra)
+    if store is not None:
+        try:
+            store.finish(log.session_id, status=outcome.status, duration_s=duration_s, summary=doc["summary"],
+                         baseline_spm=core.coach.baseline_spm, message=outcome.message)
+        except StoreError as exc:
+            outcome.code = outcome.code or 1
+            outcome.message = outcome.message or str(exc)
+    if args.json:
+        try:
+            write_json(doc, args.json)
+        except StepsoundError as exc:
+            outcome.code = outcome.code or 1
+            outcome.message = outcome.message or str(exc)
+    s = doc["summary"]
+    if not args.quiet and args.json != "-":
+        cad = "unknown" if s["median_cadence_spm"] is None else f"{s['median_cadence_spm']:.1f} steps/min"
+        lines = [f"session {'#' + str(log.session_id) if log.session_id else ''} {outcome.status}: "
+                 f"{duration_s:.1f} s of audio in {wall_s:.1f} s, {s['steps']} steps, median cadence {cad}"]
+        if s.get("baseline_spm") is not None:
+            lines.append(f"  baseline {s['baseline_spm']:.1f} steps/min, final target "
+                         f"{'—' if s['final_target_spm'] is None else format(s['final_target_spm'], '.1f')}")
+        if s.get("heavy_share") is not None:
+            lines.append(f"  heavy landings {100 * s['heavy_share']:.1f}%, cues given: {s['cues_given']}")
+        if xruns:
+            lines.append(f"  audio problems (xruns): {xruns}")
+        print("\n".join(lines), file=sys.stderr if args.json == "-" else sys.stdout)
+    if outcome.message:
+        print(f"stepsound: {'error: ' if outcome.code == 1 else ''}{outcome.message}", file=sys.stderr)
+    return outcome.code
+
+
+def _display(args):
+    from stepsound.display import LiveDisplay
+
+    if args.no_display:
+        return LiveDisplay("none")
+    if args.fast:
+        return LiveDisplay("none")
+    return LiveDisplay("auto")
+
+
+def run_live(args, store, replay_file: str | None = None) -> int:
+    """A live session on a duplex device, or a real-time replay to the speakers."""
+    from stepsound import device
+
+    stats = device.StreamStats()
+    sample_rate = args.sample_rate
+    source = None
+    if replay_file:
+        from stepsound.source import FileSource
+
+        source = FileSource(replay_file, block_size=4096)
+        sample_rate = source.info.sample_rate
+    if sample_rate is None:
+        sample_rate = device.default_sample_rate(args.input_device, "input")
+    leak_delay = None
+    if not replay_file:
+        leak_delay = _leak_delay(args, store, sample_rate)
+    core = SessionCore(sample_rate, _coach_config(args), grader=_grader(args), sound=args.sound,
+                       level_db=args.volume, leak_ref_delay=leak_delay)
+    rec = _Writer(args.record, sample_rate) if args.record else None
+    out_file = _Writer(args.output_file, sample_rate) if args.output_file else None
+    rec_ring = SampleRing(sample_rate * 20) if (rec or out_file) else None
+    in_ring = SampleRing(sample_rate * 4) if replay_file else None
+    scratch = np.zeros(16384, np.float32)
+    feeder_stop = threading.Event()
+    feeder_done = threading.Event()
+    feeder_error: list = []
+
+    def feeder():
+        try:
+            for block in source.blocks():
+                pos = 0
+                while pos < len(block):
+                    if feeder_stop.is_set():
+                        return
+                    free = in_ring.capacity - in_ring.available()
+                    if free <= 0:
+                        time.sleep(0.02)
+                        continue
+                    take = min(free, len(block) - pos)
+                    in_ring.push(block[pos:pos + take])
+                    pos += take
+        except StepsoundError as exc:
+            feeder_error.append(str(exc))
+        finally:
+            feeder_done.set()
+
+    underflow = [0]
+
+    def callback(indata, outdata, frames, time_info, status):
+        if replay_file:
+            mic = scratch[:frames]
+            got = in_ring.pop_into(mic)
+            if got < frames:
+                mic[got:frames] = 0.0
+                if not feeder_done.is_set():
+                    underflow[0] += 1
+        else:
+            mic = indata[:, 0]
+        out = outdata[:, 0]
+        core.audio_block(mic, out)
+        if replay_file:
+            out += mic
+            np.clip(out, -1.0, 1.0, out=out)
+            if outdata.shape[1] > 1:
+                outdata[:, 1:] = outdata[:, :1]
+        elif outdata.shape[1] > 1:
+            outdata[:, 1:] = outdata[:, :1]
+        if rec_ring is not None:
+            rec_ring.push(out if (replay_file and not rec) else mic)
+
+    session_id = store.begin(source=os.path.abspath(replay_file) if replay_file else "live", sample_rate=sample_rate,
+                             target=args.target, cues_mode=args.cues, profile=getattr(args, "profile", None),
+                             recording=args.record or args.output_file) if store else None
+    log = SessionLog(core, store, session_id)
+    outcome = _Outcome()
+    display = _display(args)
+    drain_buf = np.zeros(sample_rate * 20, np.float32)
+    t0 = time.monotonic()
+    try:
+        stream = device.open_stream(
+            callback, sample_rate=sample_rate, output_channels=1,
+            input_channels=0 if replay_file else 1,
+            device=(args.input_device, args.output_device) if not replay_file else args.output_device,
+            block_size=args.block_size or 0, latency=args.latency, stats=stats)
+    except StepsoundError:
+        if rec:
+            rec.close()
+        if out_file:
+            out_file.close()
+        if store is not None:
+            store.finish(session_id, status="failed", duration_s=0.0, summary={}, message="could not open audio")
+        raise
+    if replay_file:
+        threading.Thread(target=feeder, daemon=True).start()
+        while in_ring.available() < min(in_ring.capacity, sample_rate) and not feeder_done.is_set():
+            time.sleep(0.01)
+    try:
+        with display, stream:
+            while True:
+                time.sleep(0.05)
+                log.pump()
+                if rec_ring is not None:
+                    n = rec_ring.pop_into(drain_buf)
+                    target = rec or out_file
+                    target.write(drain_buf[:n])
+                    if target.failed:
+                        raise StepsoundError(target.failed)
+                log.flush()
+                elapsed = core.sample / sample_rate
+                display.update(log.status(elapsed, stats.xruns))
+                if feeder_error:
+                    raise StepsoundError(feeder_error[0])
+                if args.duration is not None and elapsed >= args.duration:
+                    break
+                if replay_file and feeder_done.is_set() and in_ring.available() == 0:
+                    break
+                if not stream.active:
+                    raise AudioDeviceError("the audio device stopped (lost or disconnected); the session so far is saved")
+    except KeyboardInterrupt:
+        outcome.status, outcome.code, outcome.message = "interrupted", 130, "stopped by Ctrl-C; the session so far is saved"
+    except StepsoundError as exc:
+        outcome.status, outcome.code, outcome.message = "failed", 1, str(exc)
+    finally:
+        feeder_stop.set()
+        for w in (rec, out_file):
+            if w is None:
+                continue
+            if rec_ring is not None:
+                n = rec_ring.pop_into(drain_buf)
+                w.write(drain_buf[:n])
+            w.close()
+            if w.failed and outcome.code == 0:
+                outcome.status, outcome.code, outcome.message = "failed", 1, w.failed
+    extra = {"xruns": stats.xruns, "replay_underflows": underflow[0],
+             "recording_overflow_samples": rec_ring.overflow if rec_ring else 0,
+             "leak_gains_db": [round(g, 1) for g in core.engine.detector.leak_gains_db] if leak_delay is not None else None,
+             "leak_ref_delay_samples": leak_delay}
+    return _finish(args, store, log, core, outcome, core.sample / sample_rate, time.monotonic() - t0,
+                   stats.xruns, extra)
+
+
+def _leak_delay(args, store, sample_rate: int) -> int:
+    """Round trip used to recognise our own clicks in the microphone [samples]."""
+    if args.round_trip_ms is not None:
+        rt = args.round_trip_ms / 1000.0
+    else:
+        rt = None
+        if store is not None:
+            rt = store.get_setting(latency_key(args.input_device, args.output_device, sample_rate))
+        if rt is None:
+            rt = 0.04   # typical of 'high' latency on PulseAudio; run calibrate-latency to measure
+    # a little early: the hold in the detector covers the late side
+    return max(0, int(round((rt - 0.005) * sample_rate)))
+
+
+def latency_key(input_device, output_device, sample_rate: int) -> str:
+    """Settings key of a measured round trip (per device pair and rate)."""
+    return f"round_trip_s:{input_device or 'default'}|{output_device or 'default'}|{int(sample_rate)}"
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("coaching")
+    g.add_argument("--target", metavar="SPM|+N%|PLAN", help="172 (steps/min), +5%% (over the warm-up baseline), "
+                   "or a plan file / preset (see `stepsound plans`); default: measure only")
+    g.add_argument("--cues", choices=CUE_MODES, default="always",
+                   help="metronome always on, only when off target, or never (default: always)")
+    g.add_argument("--warmup", type=_duration, default=60.0, metavar="DURATION",
+                   help="warm-up that measures the baseline (default 60s)")
+    g.add_argument("--band", type=float, default=3.0, metavar="PCT", help="on-target band, ± percent (default 3)")
+    g.add_argument("--heavy-db", type=float, default=6.0, metavar="DB",
+                   help="a landing this far above your baseline is heavy (default 6)")
+    g.add_argument("--profile", metavar="NAME", help="runner profile (heel/forefoot calibration)")
+    g.add_argument("--sound", choices=CLICK_SOUNDS, default="woodblock", help="metronome sound")
+    g.add_argument("--volume", type=float, default=-6.0, metavar="DBFS", help="metronome level (default -6 dBFS)")
+    a = p.add_argument_group("audio")
+    a.add_argument("--input-device", metavar="ID|NAME")
+    a.add_argument("--output-device", metavar="ID|NAME")
+    a.add_argument("--sample-rate", type=int, metavar="HZ")
+    a.add_argument("--latency", type=_latency, default="high", metavar="high|low|SECONDS")
+    a.add_argument("--block-size", type=int, default=0, metavar="N", help="frames per callback (0: PortAudio decides)")
+    a.add_argument("--round-trip-ms", type=float, metavar="MS",
+                   help="output→input round trip (default: measured by calibrate-latency, else 40 ms)")
+    r = p.add_argument_group("replay")
+    r.add_argument("--input-file", metavar="FILE", help="run the live engine on a recording instead of the microphone")
+    r.add_argument("--fast", action="store_true", help="with --input-file: as fast as possible, no audio device")
+    r.add_argument("--output-file", metavar="PATH", help="write the input mixed with the cues (WAV/FLAC)")
+    o = p.add_argument_group("output")
+    o.add_argument("--record", metavar="PATH.flac", help="save the microphone input")
+    o.add_argument("--db", metavar="PATH", help="session database (default: in the user data dir; 'none' to skip)")
+    o.add_argument("--json", metavar="PATH", help="write the session as JSON (- for stdout)")
+    o.add_argument("--duration", type=_duration, metavar="DURATION", help="end the session after this long")
+    o.add_argument("--no-display", action="store_true", help="no live display (scripted use)")
+    o.add_argument("--quiet", action="store_true", help="no summary at the end")
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration_s(text)
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _latency(text: str):
+    if text in ("high", "low"):
+        return text
+    try:
+        return parse_duration_s(text)
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def run(args) -> int:
+    if args.fast and not args.input_file:
+        raise ParameterError("--fast needs --input-file")
+    if args.block_size < 0:
+        raise ParameterError(f"--block-size={args.block_size} must be >= 0")
+    if args.record and args.input_file:
+        raise ParameterError("--record saves the microphone; with --input-file use --output-file")
+    if not (math.isfinite(args.volume) and args.volume <= 0):
+        raise ParameterError(f"--volume={args.volume} must be <= 0 dBFS")
+    CoachConfig(target=args.target, cues=args.cues, warmup_s=args.warmup, band_pct=args.band).validate()
+    store = _open_store(args)
+    try:
+        if args.input_file and args.fast:
+            return run_replay_fast(args, store)
+        return run_live(args, store, replay_file=args.input_file)
+    finally:
+        if store is not None:
+            store.close()
