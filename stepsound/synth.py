@@ -45,6 +45,7 @@ from fractions import Fraction
 from typing import Callable, Sequence
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import signal
 
 from stepsound.errors import AudioFileError, ParameterError
@@ -533,9 +534,12 @@ def _smooth_eval(func, t_s: np.ndarray, step: int = 16) -> np.ndarray:
     m = len(t_s)
     if m <= 4 * step:
         return func(t_s)
-    idx = np.arange(0, m + step - 1, step)
-    idx[-1] = m - 1
-    return np.interp(np.arange(m), idx, func(t_s[idx]))
+    n_seg = -(-m // step)  # segments of `step` samples (the last one padded)
+    tc = t_s[0] + (t_s[1] - t_s[0]) * step * np.arange(n_seg + 1)  # uniform grid, one past the end
+    v = func(tc)
+    ramp = np.arange(step) / step
+    out = (v[:-1, None] + (v[1:] - v[:-1])[:, None] * ramp[None, :]).ravel()
+    return out[:m]
 
 
 def _sin_am(freq_hz: float, depth: float, t_s: np.ndarray, sample_rate: int, phase: float = 0.0) -> np.ndarray:
@@ -547,36 +551,47 @@ def _sin_am(freq_hz: float, depth: float, t_s: np.ndarray, sample_rate: int, pha
 class _HarmonicOsc:
     """Harmonic oscillator bank with continuous phase across chunks.
 
-    Harmonic k is ``amps[k-1] * sin(k * phase + phi_k)``, computed by complex
-    recurrence (one complex exponential per sample, not one sine per harmonic).
+    Harmonic k is ``amps[k-1] * sin(k * phase + phi_k)``; harmonics at or above
+    0.45 * sample_rate (at the chunk's highest f0) are left out.  One period of
+    the sum is tabulated (4096 points) and read with linear interpolation, so
+    the cost does not grow with the number of harmonics.
     """
+
+    table_size = 4096
 
     def __init__(self, rng, amps):
         self.amps = np.asarray(amps, dtype=float)
         self.phis = rng.uniform(0, 2 * np.pi, len(amps))
-        self.coefs = self.amps * np.exp(1j * self.phis)
-        self.phase = 0.0
+        self.cycles = 0.0  # phase in cycles, in [0, 1)
+        self._tables: dict = {}
+
+    def _table(self, n_harmonics: int) -> np.ndarray:
+        tab = self._tables.get(n_harmonics)
+        if tab is None:
+            theta = 2 * np.pi * np.arange(self.table_size + 1) / self.table_size
+            tab = np.zeros(self.table_size + 1)
+            for k in range(1, n_harmonics + 1):
+                tab += self.amps[k - 1] * np.sin(k * theta + self.phis[k - 1])
+            self._tables[n_harmonics] = tab
+        return tab
 
     def __call__(self, f0_hz: np.ndarray, sample_rate: int) -> np.ndarray:
         m = len(f0_hz)
-        out = np.zeros(m)
         if m == 0:
-            return out
-        inc = 2.0 * np.pi * f0_hz / sample_rate
-        ph = np.cumsum(inc)
-        ph += self.phase - inc[0]
-        self.phase = float((ph[-1] + inc[-1]) % (2 * np.pi))
-        z1 = np.exp(1j * ph)
-        zk = z1.copy()
+            return np.zeros(0)
         fmax = float(np.max(f0_hz))
-        for k, c in enumerate(self.coefs, start=1):
-            if k * fmax >= 0.45 * sample_rate:
-                break
-            if k > 1:
-                zk *= z1
-            out += zk.real * c.imag
-            out += zk.imag * c.real
-        return out
+        n_h = int(np.sum(np.arange(1, len(self.amps) + 1) * fmax < 0.45 * sample_rate))
+        inc = f0_hz / sample_rate
+        cyc = np.cumsum(inc)
+        cyc += self.cycles - inc[0]
+        self.cycles = float((cyc[-1] + inc[-1]) % 1.0)
+        pos = (cyc % 1.0) * self.table_size
+        i0 = pos.astype(np.int64)
+        np.minimum(i0, self.table_size - 1, out=i0)
+        frac = pos - i0
+        tab = self._table(n_h)
+        lo = tab[i0]
+        return lo + frac * (tab[i0 + 1] - lo)
 
     def rms(self, f0_hz: float, sample_rate: int) -> float:
         k = np.arange(1, len(self.amps) + 1)
@@ -1388,17 +1403,19 @@ def _mic_sos(rng, sample_rate):
 def _convolve_inplace(x: np.ndarray, h: np.ndarray, block: int) -> None:
     """Causal overlap-add convolution of ``x`` (float32, in place) with ``h``; the tail past the end is dropped."""
     n, L = len(x), len(h)
+    nfft = sp_fft.next_fast_len(block + L - 1, real=True)
+    H = sp_fft.rfft(h, nfft)
     carry = np.zeros(L - 1)
     for a in range(0, n, block):
         b = min(n, a + block)
         seg = x[a:b].astype(np.float64)
         if seg.any():
-            y = signal.fftconvolve(seg, h)
+            y = sp_fft.irfft(sp_fft.rfft(seg, nfft) * H, nfft)[: b - a + L - 1]
         else:
             y = np.zeros(b - a + L - 1)
         y[: L - 1] += carry
         x[a:b] = y[: b - a]
-        carry = y[b - a :]
+        carry = y[b - a :].copy()
 
 
 def _sosfilt_inplace(x: np.ndarray, sos: np.ndarray, block: int) -> None:
@@ -1638,7 +1655,7 @@ def synth_run(
         drr = room_fixed.get("drr_db", rng_room.uniform(6.0, 12.0))
         ir, room = _room_ir(rng_room, fs, rt60, drr)
         if n:
-            _convolve_inplace(audio, ir, max(block, 1 << int(math.ceil(math.log2(4 * len(ir))))))
+            _convolve_inplace(audio, ir, max(1 << 18, 1 << int(math.ceil(math.log2(4 * len(ir))))))
         meta["room"] = room
     else:
         meta["room"] = None
