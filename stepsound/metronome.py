@@ -31,8 +31,12 @@ Threads
 ``set_tempo``, ``enable``, ``trigger_cue``, ``set_latency_samples``, ``stop``
 and ``read_clicks`` belong to one control thread: they go through a bounded
 single-producer/single-consumer command queue drained at the start of each
-block, and a bounded click-log ring read by the control thread.  The callback
-takes no lock and allocates nothing.
+block (changes waiting for their beat are kept in a bounded FIFO and apply in
+the order given), and a bounded click-log ring read by the control thread.
+Overflows are refused and counted (:attr:`Metronome.dropped`), never raised on
+the audio thread.  The callback takes no lock and allocates nothing; the
+hand-off relies on each call being atomic under the GIL, which the callback
+holds anyway.
 """
 from __future__ import annotations
 
