@@ -26,6 +26,8 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("plans", "stepsound.plans", "list the built-in cadence plans, or show one"),
     ("devices", "stepsound.device", "list audio devices"),
     ("run", "stepsound.session", "live coaching session: listen, coach, cue (or replay a recording)"),
+    ("history", "stepsound.history:history_command", "list past sessions with trends"),
+    ("report", "stepsound.history:report_command", "plot one session (PNG/SVG/PDF/HTML)"),
 ]
 
 
@@ -46,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stepsound {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module_name, help_text in SUBCOMMANDS:
+        module_name, _, attr = module_name.partition(":")
         module = importlib.import_module(module_name)
+        if attr:
+            module = getattr(module, attr)
         p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
         module.add_arguments(p)
         p.set_defaults(_module=module)

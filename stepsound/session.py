@@ -415,6 +415,9 @@ def _drive(args, store, core: SessionCore, source, realtime: bool) -> int:
         outcome.status, outcome.code, outcome.message = "interrupted", 130, "stopped by Ctrl-C; the session so far is saved"
     except StepsoundError as exc:
         outcome.status, outcome.code, outcome.message = "failed", 1, str(exc)
+    except Exception as exc:  # a bug: save the session anyway, then say so in one line
+        outcome.status, outcome.code = "failed", 1
+        outcome.message = f"internal error: {type(exc).__name__}: {exc} (a bug: please report it)"
     finally:
         if writer is not None:
             writer.close()
@@ -600,6 +603,9 @@ def run_live(args, store, replay_file: str | None = None) -> int:
         outcome.status, outcome.code, outcome.message = "interrupted", 130, "stopped by Ctrl-C; the session so far is saved"
     except StepsoundError as exc:
         outcome.status, outcome.code, outcome.message = "failed", 1, str(exc)
+    except Exception as exc:  # a bug: save the session anyway, then say so in one line
+        outcome.status, outcome.code = "failed", 1
+        outcome.message = f"internal error: {type(exc).__name__}: {exc} (a bug: please report it)"
     finally:
         feeder_stop.set()
         for w in (rec, out_file):
