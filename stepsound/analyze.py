@@ -247,11 +247,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"samples per block fed to the engine (default {DEFAULT_BLOCK_SIZE}; results do not change)")
     p.add_argument("--jobs", type=int, default=0, metavar="N", help="parallel workers (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no human summary, no progress bar")
+    p.add_argument("--profile", metavar="NAME", help="runner profile from `stepsound calibrate`: "
+                   "heel/forefoot per step (and its learned heavy threshold)")
+    p.add_argument("--heavy-db", type=float, metavar="DB", help="impact over the runner's baseline that "
+                   "makes a step heavy (default: the profile's, else 6)")
 
 
-def _worker(path: str, block_size: int):
+def _worker(path: str, block_size: int, engine_factory=None):
     try:
-        return analyze_file(path, block_size=block_size), None
+        return analyze_file(path, block_size=block_size, engine_factory=engine_factory), None
     except StepsoundError as exc:
         return None, str(exc)
     except MemoryError:
@@ -264,6 +268,10 @@ def run(args) -> int:
     paths = find_audio_files(args.paths)
     if not paths:
         raise AudioFileError(f"{', '.join(args.paths)}: no audio files found")
+    from stepsound.grade import EngineFactory
+
+    factory = EngineFactory(heavy_db=args.heavy_db, profile=args.profile)
+    factory.grader()  # a bad profile or threshold fails here, once
     results: list = [None] * len(paths)
     errors: list = [None] * len(paths)
     progress = _Progress(enabled=not args.quiet and sys.stderr.isatty(), total=len(paths))
@@ -272,14 +280,14 @@ def run(args) -> int:
         if len(paths) == 1 or jobs == 1:
             for i, path in enumerate(paths):
                 try:
-                    results[i] = analyze_file(path, block_size=args.block_size,
+                    results[i] = analyze_file(path, block_size=args.block_size, engine_factory=factory,
                                               on_progress=progress.file_progress if len(paths) == 1 else None)
                 except StepsoundError as exc:
                     errors[i] = str(exc)
                 progress.advance()
         else:
             with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-                futures = [pool.submit(_worker, p, args.block_size) for p in paths]
+                futures = [pool.submit(_worker, p, args.block_size, factory) for p in paths]
                 for i, fut in enumerate(futures):
                     results[i], errors[i] = fut.result()
                     progress.advance()

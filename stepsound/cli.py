@@ -28,6 +28,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("run", "stepsound.session", "live coaching session: listen, coach, cue (or replay a recording)"),
     ("history", "stepsound.history:history_command", "list past sessions with trends"),
     ("report", "stepsound.history:report_command", "plot one session (PNG/SVG/PDF/HTML)"),
+    ("calibrate", "stepsound.calibrate", "learn a runner's heel vs forefoot landing signature"),
 ]
 
 
