@@ -194,6 +194,7 @@ cdef class StepDetector:
     cdef double rz2[NSOS]
     cdef double racc[NB]
     cdef double ref_hold[NB]
+    cdef double leak_hist[NB][MAXRISE]
     cdef double leak_db[NB]
     cdef double ref_decay, leak_margin_db
     cdef readonly double last_odf
@@ -252,7 +253,7 @@ cdef class StepDetector:
             raise ValueError(f"lookback_s={lookback_s} must be between 0 and 0.2 s")
         self.lookback_hops = min(MAXRISE - self.confirm_hops - 8, <int> (lookback_s / hop_s + 0.5))
         self.lookback_db = lookback_db
-        self.ref_decay = pow(10.0, -hop_s / 0.05)      # reference hold: -10 dB per 50 ms
+        self.ref_decay = pow(10.0, -hop_s / 0.02)      # reference hold: -10 dB per 20 ms
         self.leak_margin_db = 6.0
         self.refractory_fraction = refractory_fraction
         self.up_db = floor_up_db_s * hop_s
@@ -310,6 +311,8 @@ cdef class StepDetector:
             self.racc[i] = 0.0
             self.ref_hold[i] = 0.0
             self.leak_db[i] = 20.0
+            for j in range(MAXRISE):
+                self.leak_hist[i][j] = 0.0
         self.use_ref = False
         self.hop_peak = 0.0
         self.sample_index = 0
@@ -500,7 +503,7 @@ cdef class StepDetector:
         """Per-hop update: levels, noise floors, ODF, peak picking, features."""
         cdef int b, k, j
         cdef double e[NB]
-        cdef double p, excess, lowest, rise, contrib, odf, thr, up, down, fast, ref
+        cdef double p, excess, lowest, rise, contrib, odf, thr, up, down, fast, ref, above
         cdef double inv = 1.0 / self.hop_length
         cdef long long h = self.hop_index
         cdef int refractory
@@ -536,6 +539,11 @@ cdef class StepDetector:
                 self.floor_db[b] = e[b]
             excess = e[b] - self.floor_db[b] - self.margin_db
             contrib = excess if excess < rise else rise
+            if self.use_ref and self.leak_hist[b][self.hist_pos] > 0.0:
+                # our own output is sounding: count only what stands above it
+                above = e[b] - _db(self.leak_hist[b][self.hist_pos]) - self.margin_db
+                if above < contrib:
+                    contrib = above
             if contrib > 0.0:
                 odf += self.weights[b] * contrib
             # noise floor quantile tracker (not updated while a step sounds)
@@ -584,20 +592,23 @@ cdef class StepDetector:
         self.hop_index = h + 1
 
     cdef void _suppress_leak(self, long long h) noexcept nogil:
-        """Remove the expected leak of our own output from this hop's band powers.
+        """Estimate how loud our own output is in this hop's bands.
 
         The reference (what we played, delayed by the round trip) is filtered
-        into the same bands.  Its power, held with an exponential decay that
-        covers a room's tail, times a learned per-band leak gain (+ a safety
-        margin), is subtracted from the input power, never below the noise
-        floor.  The leak gain tracks a low quantile of input-over-reference
-        power ratios on hops where the reference sounds, so steps that happen
-        to coincide with clicks do not inflate it; it starts high (suppress
-        everything) and comes down within a few clicks.
+        into the same bands.  Its power, held with a fast exponential decay
+        (early/late arrival of a few ms), times a learned per-band leak gain
+        plus a safety margin, is the *leak level* of the hop.  The ODF counts a
+        band only by how far it stands above that level, so our clicks never
+        make a step while a step louder than the click still does.  The input
+        itself is left untouched (no dips, so no false rises after a click).
+        The leak gain tracks a low quantile of input-over-reference power
+        ratios on hops where the reference sounds, so steps that coincide with
+        clicks do not inflate it; it starts high (veto everything we play) and
+        comes down within a few clicks.
         """
         cdef int b
         cdef double inv = 1.0 / self.hop_length
-        cdef double r, p, noise, excess, leak, ratio_db
+        cdef double r, p, noise, excess, ratio_db
         for b in range(NB):
             r = self.racc[b] * inv
             self.racc[b] = 0.0
@@ -618,14 +629,10 @@ cdef class StepDetector:
                     self.leak_db[b] += 0.15
                 else:
                     self.leak_db[b] -= 0.35
-            if self.ref_hold[b] > 0.0:
-                leak = self.ref_hold[b] * pow(10.0, (self.leak_db[b] + self.leak_margin_db) / 10.0)
-                if p - leak < noise:
-                    if p > noise:
-                        p = noise
-                else:
-                    p = p - leak
-                self.hist[b][self.hist_pos] = p
+            if self.ref_hold[b] > 1e-30:
+                self.leak_hist[b][self.hist_pos] = self.ref_hold[b] * pow(10.0, (self.leak_db[b] + self.leak_margin_db) / 10.0)
+            else:
+                self.leak_hist[b][self.hist_pos] = 0.0
 
     cdef double _median_interval(self) noexcept nogil:
         cdef long long tmp[8]
@@ -666,7 +673,8 @@ cdef class StepDetector:
         j = self.cand_hop - 1
         while j >= lim:
             idx = <int> ((self.hist_pos - 1 - (self.hop_index - j) + 4 * MAXRISE) % MAXRISE)
-            if self.hist[0][idx] >= n0 or self.hist[1][idx] >= n1:
+            if ((self.hist[0][idx] >= n0 and self.hist[0][idx] >= self.leak_hist[0][idx])
+                    or (self.hist[1][idx] >= n1 and self.hist[1][idx] >= self.leak_hist[1][idx])):
                 first = j
                 j -= 1
             else:
