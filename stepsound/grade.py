@@ -230,8 +230,10 @@ class LandingGrader:
         profile's learned threshold, else :data:`DEFAULT_HEAVY_DB` (6 dB).
     history : int
         Steps in the rolling baseline (:class:`ImpactBaseline`).
-    profile : stepsound.profiles.RunnerProfile or StrikeClassifier, optional
-        A runner's calibration.  Without one ``strike`` is None.
+    profile : str, stepsound.profiles.RunnerProfile or StrikeClassifier, optional
+        A runner's calibration, or the name of a stored profile (loaded
+        here; StoreError if missing or corrupt).  Without one ``strike`` is
+        None.
     min_steps : int
         Steps before the baseline counts as settled.
 
@@ -249,6 +251,10 @@ class LandingGrader:
                  min_steps: int = 8):
         classifier = None
         profile_heavy = None
+        if isinstance(profile, str):
+            from stepsound.profiles import load_profile
+
+            profile = load_profile(profile)
         if profile is not None:
             if isinstance(profile, StrikeClassifier):
                 classifier = profile

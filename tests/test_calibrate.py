@@ -148,6 +148,10 @@ def test_uncertain_for_unseen_landings(recordings, capsys):
                  "--name", "dee"]) == 0
     capsys.readouterr()
     g = LandingGrader(profile=load_profile("dee"))
+    by_name = LandingGrader(profile="dee")  # as the live session passes it
+    assert by_name.classifier is not None and by_name.heavy_db == load_profile("dee").heavy_db
+    with pytest.raises(StoreError):
+        LandingGrader(profile="nobody")
     weird = {"low_db": -80.0, "mid_db": -30.0, "high_db": -20.0, "energy_db": -10.0, "peak_db": 0.0,
              "attack_ms": 140.0, "second_impact_db": 5.0, "second_impact_ms": 100.0}
     grade = g.grade(weird)
