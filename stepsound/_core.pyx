@@ -195,6 +195,15 @@ cdef class StepDetector:
     cdef double racc[NB]
     cdef double ref_hold[NB]
     cdef double leak_hist[NB][MAXRISE]
+    cdef double rref[NB][MAXRISE]
+    cdef long long veto_until[NB]
+    cdef int veto_hops
+    # measured arrival of our own output (lag of input rises after reference onsets)
+    cdef long long ref_onset_hop
+    cdef double pre_level
+    cdef int lags[8]
+    cdef readonly long long n_lags_total
+    cdef int lag_window_hops
     cdef double leak_db[NB]
     cdef double ref_decay, leak_margin_db
     cdef readonly double last_odf
@@ -255,6 +264,8 @@ cdef class StepDetector:
         self.lookback_db = lookback_db
         self.ref_decay = pow(10.0, -hop_s / 0.02)      # reference hold: -10 dB per 20 ms
         self.leak_margin_db = 6.0
+        self.veto_hops = max(2, <int> (0.006 / hop_s + 0.5))  # + arrival tolerance
+        self.lag_window_hops = <int> (0.2 / hop_s + 0.5)     # arrivals searched up to 200 ms late
         self.refractory_fraction = refractory_fraction
         self.up_db = floor_up_db_s * hop_s
         self.down_db = floor_down_db_s * hop_s
@@ -311,9 +322,16 @@ cdef class StepDetector:
             self.racc[i] = 0.0
             self.ref_hold[i] = 0.0
             self.leak_db[i] = 20.0
+            self.veto_until[i] = 0
             for j in range(MAXRISE):
                 self.leak_hist[i][j] = 0.0
+                self.rref[i][j] = 0.0
         self.use_ref = False
+        self.ref_onset_hop = -1
+        self.pre_level = 0.0
+        self.n_lags_total = 0
+        for i in range(8):
+            self.lags[i] = 0
         self.hop_peak = 0.0
         self.sample_index = 0
         self.hop_pos = 0
@@ -595,20 +613,24 @@ cdef class StepDetector:
         """Estimate how loud our own output is in this hop's bands.
 
         The reference (what we played, delayed by the round trip) is filtered
-        into the same bands.  Its power, held with a fast exponential decay
+        into the same bands.  After each onset of the reference (a click
+        starting), for as long as the input's rise measure can see it (fast +
+        reference window + 6 ms), its power, held with a fast exponential decay
         (early/late arrival of a few ms), times a learned per-band leak gain
         plus a safety margin, is the *leak level* of the hop.  The ODF counts a
         band only by how far it stands above that level, so our clicks never
-        make a step while a step louder than the click still does.  The input
+        make a step while a step louder than the click still does.  Outside
+        those onsets nothing is vetoed: a ringing or decaying click makes no
+        rise in the input, and a step on top of it does.  The input
         itself is left untouched (no dips, so no false rises after a click).
         The leak gain tracks a low quantile of input-over-reference power
         ratios on hops where the reference sounds, so steps that coincide with
         clicks do not inflate it; it starts high (veto everything we play) and
         comes down within a few clicks.
         """
-        cdef int b
+        cdef int b, k, j
         cdef double inv = 1.0 / self.hop_length
-        cdef double r, p, noise, excess, ratio_db
+        cdef double r, p, noise, excess, ratio_db, prev
         for b in range(NB):
             r = self.racc[b] * inv
             self.racc[b] = 0.0
@@ -629,10 +651,56 @@ cdef class StepDetector:
                     self.leak_db[b] += 0.15
                 else:
                     self.leak_db[b] -= 0.35
-            if self.ref_hold[b] > 1e-30:
+            # the reference's own onsets: only there can our output make a rise
+            # in the input; while a click rings or decays, the input's rise
+            # measure already ignores it and a step on top still rises above it
+            prev = 0.0
+            for k in range(1, self.rise_hops + 1):
+                j = (self.hist_pos - k + MAXRISE) % MAXRISE
+                if self.rref[b][j] > prev:
+                    prev = self.rref[b][j]
+            self.rref[b][self.hist_pos] = r
+            if b == 0:
+                self._track_lag(h, r, prev, p, noise)
+            if r > 1e-13 and r > 2.0 * prev:
+                # as long as the input's rise measure (fast window + reference
+                # window) can still see this onset
+                self.veto_until[b] = h + self.fast_hops[b] + self.rise_hops + self.veto_hops
+            if self.ref_hold[b] > 1e-30 and h < self.veto_until[b]:
                 self.leak_hist[b][self.hist_pos] = self.ref_hold[b] * pow(10.0, (self.leak_db[b] + self.leak_margin_db) / 10.0)
             else:
                 self.leak_hist[b][self.hist_pos] = 0.0
+
+    cdef void _track_lag(self, long long h, double r, double prev, double p, double noise) noexcept nogil:
+        """Measure when our own output actually arrives: the first clear rise of
+        the input's broadband power after an onset of the reference."""
+        cdef int k
+        cdef double base
+        if self.ref_onset_hop >= 0:
+            base = self.pre_level
+            if base < noise:
+                base = noise
+            if p > 8.0 * base and base > 0.0:
+                self.lags[self.n_lags_total % 8] = <int> (h - self.ref_onset_hop)
+                self.n_lags_total += 1
+                self.ref_onset_hop = -1
+            elif h - self.ref_onset_hop > self.lag_window_hops:
+                self.ref_onset_hop = -1
+        if self.ref_onset_hop < 0 and r > 1e-13 and r > 4.0 * prev and h >= self.settle_hops:
+            self.ref_onset_hop = h
+            base = 0.0
+            for k in range(1, 4):
+                base += self.hist[0][(self.hist_pos - k + MAXRISE) % MAXRISE]
+            self.pre_level = base / 3.0
+
+    @property
+    def leak_lag_samples(self):
+        """Median measured delay from a reference onset to its arrival in the input
+        [samples, hop resolution] over the last (up to 8) onsets, or None before 4."""
+        cdef int n = <int> min(self.n_lags_total, 8)
+        if n < 4:
+            return None
+        return int(np.median([self.lags[(self.n_lags_total - 1 - i) % 8] for i in range(n)])) * self.hop_length
 
     cdef double _median_interval(self) noexcept nogil:
         cdef long long tmp[8]
@@ -673,8 +741,11 @@ cdef class StepDetector:
         j = self.cand_hop - 1
         while j >= lim:
             idx = <int> ((self.hist_pos - 1 - (self.hop_index - j) + 4 * MAXRISE) % MAXRISE)
-            if ((self.hist[0][idx] >= n0 and self.hist[0][idx] >= self.leak_hist[0][idx])
-                    or (self.hist[1][idx] >= n1 and self.hist[1][idx] >= self.leak_hist[1][idx])):
+            if self.leak_hist[0][idx] > 0.0 or self.leak_hist[1][idx] > 0.0:
+                # our own click sounds here: look through it (it neither ends
+                # the footfall nor can be its start)
+                j -= 1
+            elif self.hist[0][idx] >= n0 or self.hist[1][idx] >= n1:
                 first = j
                 j -= 1
             else:
@@ -853,4 +924,5 @@ cdef class StepDetector:
         self.onset_v[self.n_events] = self.cur_onset_sample
         self.detect_v[self.n_events] = self.cur_detect_sample
         self.n_events += 1
+
 

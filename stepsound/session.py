@@ -39,6 +39,8 @@ from stepsound.store import SessionStore
 from stepsound.units import parse_duration_s
 
 FLUSH_S = 2.0
+#: The reference runs this much ahead of the measured round trip [seconds].
+REF_EARLY_S = 0.003
 
 
 class SpscQueue:
@@ -147,13 +149,16 @@ class SessionCore:
         self.events = SpscQueue()
         self.sample = 0
         self.leak_ref_delay = leak_ref_delay
+        self._lag_seen = 0
+        self.round_trip_changes = 0
         self._max_block = int(max_block)
         if leak_ref_delay is not None:
             size = 1
-            while size < leak_ref_delay + 2 * self._max_block + 1:
-                size *= 2
+            while size < leak_ref_delay + 2 * self._max_block + self.sample_rate:
+                size *= 2   # room for the delay to grow by up to a second
             self._hist = np.zeros(size, np.float32)
             self._ref = np.zeros(self._max_block, np.float32)
+
         self._out_mono = np.zeros(self._max_block, np.float32)
 
     # -- audio thread ---------------------------------------------------------
@@ -184,15 +189,45 @@ class SessionCore:
             self._hist[pos:pos + first] = played[:first]
             self._hist[:n - first] = played[first:n]
             ref = self._ref[:n]
-            start = (self.sample - self.leak_ref_delay) % size
+            delay = self.leak_ref_delay
+            start = (self.sample - delay) % size
             first = min(n, size - start)
             ref[:first] = self._hist[start:start + first]
             ref[first:n] = self._hist[:n - first]
-            if self.sample < self.leak_ref_delay:
-                ref[:min(n, self.leak_ref_delay - self.sample)] = 0.0
+            if self.sample < delay:
+                ref[:min(n, delay - self.sample)] = 0.0
         for ev in self.engine.process(mic, ref):
             self.events.put(ev)
         self.sample += n
+
+    # -- main thread ------------------------------------------------------------
+    def track_round_trip(self) -> bool:
+        """Follow a drifting round trip (audio servers change their latency when
+        other clients come and go): when the detector's measured arrival of our
+        clicks has moved by more than two hops, move the reference with it.
+
+        Returns True when the delay was changed.  The callback reads the new
+        value at its next block (an int assignment is atomic).
+        """
+        if self.leak_ref_delay is None:
+            return False
+        core = self.engine.detector._core
+        total = core.n_lags_total
+        if total < self._lag_seen + 4:
+            return False
+        lag = core.leak_lag_samples
+        self._lag_seen = total
+        hop = self.engine.detector.hop_length
+        expected = int(round(REF_EARLY_S * self.sample_rate))
+        if lag is None or abs(lag - expected) <= 2 * hop:
+            return False
+        new = self.leak_ref_delay + lag - expected
+        limit = len(self._hist) - 2 * self._max_block
+        if not (0 <= new <= limit):
+            return False
+        self.leak_ref_delay = int(new)
+        self.round_trip_changes += 1
+        return True
 
 
 class SessionLog:
@@ -218,10 +253,14 @@ class SessionLog:
         self.keep_all = store is None
         self.all_steps: list = []
         self.all_ticks: list = []
+        self.clicks: list = []      # output samples of the audible beats and cues played
 
     def pump(self) -> None:
         """Hand queued engine events to the coach and the log."""
         coach = self.core.coach
+        played = self.core.metronome.read_clicks()
+        if len(played):
+            self.clicks.extend(int(v) for v in played.sample[played.audible])
         for ev in self.core.events.drain():
             if isinstance(ev, Step):
                 coach.on_step(ev)
@@ -252,7 +291,7 @@ class SessionLog:
     def flush(self, force: bool = False) -> None:
         """Write pending records to the database (every FLUSH_S, or now)."""
         now = time.monotonic()
-        if not force and now - self._last_flush < FLUSH_S:
+        if not force and now - self._last_flush < FLUSH_S and len(self._steps) < 512 and len(self._ticks) < 2048:
             return
         self._last_flush = now
         cues = [c.to_dict() for c in self.core.coach.cues[self._cues_sent:]]
@@ -288,6 +327,7 @@ class SessionLog:
             "baseline_spm": None if coach.baseline_spm is None else round(coach.baseline_spm, 2),
             "final_target_spm": None if coach.target_spm is None else round(coach.target_spm, 2),
             "cues_given": sum(1 for c in coach.cues if c.kind in ("speed_up", "slow_down", "on_target", "land_softer")),
+            "clicks_played": len(self.clicks),
         })
         summary.update(extra)
         return {
@@ -298,6 +338,7 @@ class SessionLog:
             "steps": steps,
             "cadence": [{"time_s": t, "spm": v} for t, v in ticks],
             "cues": [c.to_dict() for c in coach.cues],
+            "clicks_s": [round(c / self.sample_rate, 5) for c in self.clicks],
             "summary": summary,
         }
 
@@ -582,6 +623,7 @@ def run_live(args, store, replay_file: str | None = None) -> int:
             while True:
                 time.sleep(0.05)
                 log.pump()
+                core.track_round_trip()
                 if rec_ring is not None:
                     n = rec_ring.pop_into(drain_buf)
                     target = rec or out_file
@@ -620,7 +662,8 @@ def run_live(args, store, replay_file: str | None = None) -> int:
     extra = {"xruns": stats.xruns, "replay_underflows": underflow[0],
              "recording_overflow_samples": rec_ring.overflow if rec_ring else 0,
              "leak_gains_db": [round(g, 1) for g in core.engine.detector.leak_gains_db] if leak_delay is not None else None,
-             "leak_ref_delay_samples": leak_delay}
+             "leak_ref_delay_samples": core.leak_ref_delay,
+             "leak_ref_delay_start_samples": leak_delay, "round_trip_changes": core.round_trip_changes}
     return _finish(args, store, log, core, outcome, core.sample / sample_rate, time.monotonic() - t0,
                    stats.xruns, extra)
 
@@ -650,8 +693,8 @@ def _leak_delay(args, store, sample_rate: int) -> int:
                     raise
                 print(f"stepsound: {exc}; assuming 40 ms", file=sys.stderr)
                 rt = 0.04
-    # a little early: the hold in the detector covers the late side
-    return max(0, int(round((rt - 0.005) * sample_rate)))
+    # a little early: the detector's hold covers the late side
+    return max(0, int(round((rt - REF_EARLY_S) * sample_rate)))
 
 
 def measure_round_trip(sample_rate: int, devices, latency="high", block_size: int = 0, clicks: int = 8,
