@@ -125,6 +125,11 @@ cdef class StepDetector:
         contact heard in noise before its louder forefoot slap).
     abs_floor_db : float [dBFS]
         Levels below this are treated as silence.
+    level_gate_db : float [dB]
+        After the first steps, a candidate more than this far below the
+        typical step level (broadband, dBFS) is not a footfall; one that comes
+        earlier than 3/4 of the usual step interval must be within 6 dB of it
+        and have at least 0.6 of the usual ODF peak.
     capacity : int
         Size of the internal event table; :meth:`process` must be fed at most
         :attr:`max_block` samples per call so the table cannot overflow.
@@ -166,7 +171,9 @@ cdef class StepDetector:
     cdef int hist_pos
     cdef int state            # 0 idle, 1 rising (candidate), 2 collecting features
     cdef long long cand_hop
-    cdef double cand_peak
+    cdef double cand_peak, cand_level
+    cdef readonly double step_db       # typical broadband level of recent steps [dBFS]
+    cdef double gate_db, early_gate_db
     cdef long long last_onset_hop
     cdef double step_level     # typical ODF peak of recent steps (tracked)
     cdef int n_steps_seen
@@ -216,7 +223,7 @@ cdef class StepDetector:
                  double threshold_abs=6.0, double threshold_rel=0.3,
                  double confirm_s=0.008, double abs_floor_db=-100.0,
                  fast_windows_s=(0.008, 0.02, 0.005, 0.004), double lookback_s=0.08,
-                 double lookback_db=8.0, int capacity=64):
+                 double lookback_db=8.0, double level_gate_db=20.0, int capacity=64):
         cdef int i, j
         if not (8000 <= sample_rate <= 192000):
             raise ValueError(f"sample_rate={sample_rate} must be between 8000 and 192000 Hz")
@@ -262,6 +269,8 @@ cdef class StepDetector:
             raise ValueError(f"lookback_s={lookback_s} must be between 0 and 0.2 s")
         self.lookback_hops = min(MAXRISE - self.confirm_hops - 8, <int> (lookback_s / hop_s + 0.5))
         self.lookback_db = lookback_db
+        self.gate_db = level_gate_db
+        self.early_gate_db = 6.0
         self.ref_decay = pow(10.0, -hop_s / 0.02)      # reference hold: -10 dB per 20 ms
         self.leak_margin_db = 6.0
         self.veto_hops = max(2, <int> (0.006 / hop_s + 0.5))  # + arrival tolerance
@@ -300,7 +309,8 @@ cdef class StepDetector:
 
     @property
     def feature_latency_samples(self):
-        """Delay from a step's onset to its STEP (features) event [samples]."""
+        """Delay from a step's onset to its STEP (features) event [samples]
+        (at most; one hop less when the onset was found by the look-back)."""
         return (self.feature_hops + 1) * self.hop_length
 
     def reset(self):
@@ -340,6 +350,8 @@ cdef class StepDetector:
         self.state = 0
         self.cand_hop = 0
         self.cand_peak = 0.0
+        self.cand_level = -300.0
+        self.step_db = -300.0
         self.last_onset_hop = -(1 << 40)
         self.step_level = 0.0
         self.n_steps_seen = 0
@@ -601,11 +613,24 @@ cdef class StepDetector:
                 self.state = 1
                 self.cand_hop = h
                 self.cand_peak = odf
+                self.cand_level = e[0]
         else:
             if odf > self.cand_peak:
                 self.cand_peak = odf
+            if e[0] > self.cand_level:
+                self.cand_level = e[0]
             if odf < 0.5 * self.cand_peak or h - self.cand_hop >= self.confirm_hops:
-                self._commit()
+                # far quieter than this runner's steps (a toe-off scuff, a
+                # rustle heard in a silent room): not a footfall
+                gate = self.gate_db
+                if self.n_intervals >= 3 and h - self.last_onset_hop < 0.75 * self._median_interval():
+                    # earlier than the rhythm expects: only a step as loud as
+                    # this runner's steps (not a scuff or a rustle between steps)
+                    gate = self.early_gate_db
+                    if self.cand_peak < 0.6 * self.step_level:
+                        gate = -1e9
+                if self.n_steps_seen < 4 or self.cand_level >= self.step_db - gate:
+                    self._commit()
                 self.state = 0
         self.hop_index = h + 1
 
@@ -733,6 +758,17 @@ cdef class StepDetector:
         cdef double g = pow(10.0, self.lookback_db / 10.0)
         cdef double n0 = pow(10.0, self.floor_db[0] / 10.0) * g
         cdef double n1 = pow(10.0, self.floor_db[1] / 10.0) * g
+        # and within 25 dB of the candidate itself (in a quiet room the tail
+        # of the previous step stands far above the noise floor too)
+        cdef double lvl0 = 0.0, lvl1 = 0.0
+        for j in range(self.cand_hop, self.hop_index + 1):
+            idx = <int> ((self.hist_pos - 1 - (self.hop_index - j) + 4 * MAXRISE) % MAXRISE)
+            if self.hist[0][idx] > lvl0:
+                lvl0 = self.hist[0][idx]
+            if self.hist[1][idx] > lvl1:
+                lvl1 = self.hist[1][idx]
+        lvl0 *= 0.00316
+        lvl1 *= 0.00316
         lim = self.cand_hop - self.lookback_hops
         if lim < self.last_onset_hop + self.min_interval_hops // 2:
             lim = self.last_onset_hop + self.min_interval_hops // 2
@@ -745,7 +781,8 @@ cdef class StepDetector:
                 # our own click sounds here: look through it (it neither ends
                 # the footfall nor can be its start)
                 j -= 1
-            elif self.hist[0][idx] >= n0 or self.hist[1][idx] >= n1:
+            elif ((self.hist[0][idx] >= n0 and self.hist[0][idx] >= lvl0)
+                    or (self.hist[1][idx] >= n1 and self.hist[1][idx] >= lvl1)):
                 first = j
                 j -= 1
             else:
@@ -799,10 +836,19 @@ cdef class StepDetector:
                 self.step_level = 0.5 * (self.step_level + self.cand_peak)
         else:
             self.step_level += 0.1 * (self.cand_peak - self.step_level)
+        if self.n_steps_seen < 4:
+            if self.cand_level > self.step_db:
+                self.step_db = self.cand_level
+            else:
+                self.step_db = 0.5 * (self.step_db + self.cand_level)
+        else:
+            self.step_db += 0.1 * (self.cand_level - self.step_db)
         self.n_steps_seen += 1
         self.cur_onset_sample = onset
         self.cur_detect_sample = self.sample_index
-        self.cur_onset_hop = self.cand_hop
+        # the feature window starts at the hop of the (refined) onset, so a heel
+        # contact found by the look-back is part of the step's features
+        self.cur_onset_hop = onset // self.hop_length
         self.cur_odf_peak = self.cand_peak
         for s in range(NB):
             self.cur_noise[s] = pow(10.0, self.floor_db[s] / 10.0)
@@ -817,23 +863,21 @@ cdef class StepDetector:
             self.n_events += 1
 
     cdef void _backfill(self) noexcept nogil:
-        """Recompute per-hop powers of the hops between candidate and now."""
+        """Fill the feature window with the hops from the onset to now."""
         cdef long long hh, s, s0, s1
         cdef int k
-        cdef double p, y, pk
-        for hh in range(self.cand_hop, self.hop_index + 1):
-            k = <int> (hh - self.cand_hop)
+        cdef double y, pk
+        for hh in range(self.cur_onset_hop, self.hop_index + 1):
+            k = <int> (hh - self.cur_onset_hop)
             if k >= self.feature_hops:
                 break
             s0 = hh * self.hop_length
             s1 = s0 + self.hop_length
             if s1 > self.sample_index:
                 break
-            p = 0.0
             pk = 0.0
             for s in range(s0, s1):
                 y = self.ring[s & self.ring_mask]
-                p += y * y
                 if fabs(y) > pk:
                     pk = fabs(y)
             # band powers of past hops are in the power history

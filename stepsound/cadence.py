@@ -76,6 +76,9 @@ class CadenceTracker:
         self._intervals: list[float] = []
         self._last: int | None = None
         self._last_side: str | None = None
+        self._last_any: int | None = None
+        self._raw: list[float] = []      # intervals between consecutive detections, extras included
+        self._extra: list[bool] = []     # were the recent detections judged extra?
 
     @property
     def period_samples(self) -> float | None:
@@ -90,6 +93,36 @@ class CadenceTracker:
     def add(self, onset_sample: int) -> StepTiming:
         """Add one step onset; return its timing."""
         s = int(onset_sample)
+        if self._last_any is not None:
+            self._raw = (self._raw + [s - self._last_any])[-6:]
+        self._last_any = s
+        timing = self._add(s)
+        self._extra = (self._extra + [timing.extra])[-6:]
+        if timing.extra and self._relock(s):
+            return self._accept(s, int(round(self._raw[-1])), 1)
+        return timing
+
+    def _relock(self, s: int) -> bool:
+        """Locked on every other step (half rate)?  Then re-lock on all detections.
+
+        When at least 3 of the last 6 detections were judged extra and the
+        intervals between all of them are regular (spread < 15 %) and about
+        half the current period, the rhythm was wrong, not the detections.
+        """
+        period = self.period_samples
+        if period is None or sum(self._extra) < 3 or len(self._raw) < 6:
+            return False
+        raw = np.array(self._raw, dtype=float)
+        med = float(np.median(raw))
+        if not (0.35 * period <= med <= 0.65 * period) or med < MIN_INTERVAL_S * self.sample_rate:
+            return False
+        if np.std(raw) > 0.15 * med:
+            return False
+        self._intervals = list(raw[:-1])
+        self._extra = []
+        return True
+
+    def _add(self, s: int) -> StepTiming:
         period = self.period_samples
         if self._last is None:
             return self._restart(s)

@@ -87,6 +87,9 @@ class CoachConfig:
         ``heavy_window`` steps.
     soft_cooldown_s : float [seconds]
         Least time between two "land softer" cues.
+    average_s : float [seconds]
+        On/off-target decisions use the mean displayed cadence over this long
+        (display ticks every 0.25 s), not a single noisy value.
     """
 
     target: str | None = None
@@ -98,11 +101,12 @@ class CoachConfig:
     heavy_window: int = 8
     heavy_count: int = 3
     soft_cooldown_s: float = 30.0
+    average_s: float = 6.0
 
     def validate(self) -> None:
         if self.cues not in CUE_MODES:
             raise ParameterError(f"cues={self.cues!r} must be one of {', '.join(CUE_MODES)}")
-        for name in ("warmup_s", "band_pct", "off_hold_s", "on_hold_s", "soft_cooldown_s"):
+        for name in ("warmup_s", "band_pct", "off_hold_s", "on_hold_s", "soft_cooldown_s", "average_s"):
             v = float(getattr(self, name))
             if not (math.isfinite(v) and v >= 0):
                 raise ParameterError(f"{name}={v!r} must be a number >= 0")
@@ -193,6 +197,7 @@ class Coach:
         self._on_since: int | None = None
         self._set_spm: float | None = None
         self.recent_heavy = deque(maxlen=50)
+        self._avg = deque(maxlen=max(1, int(round(config.average_s / 0.25))))
         if self.goal.tempo_map is None and self.goal.text is not None and not self.goal.needs_baseline:
             self.goal.resolve(None)
 
@@ -300,10 +305,15 @@ class Coach:
 
     def _update_on_target(self, tick: CadenceTick, act: bool) -> None:
         cfg = self.config
-        if tick.spm is None or self.target_spm is None:
+        if tick.spm is None:
+            self._avg.clear()
+        else:
+            self._avg.append(tick.spm)
+        if tick.spm is None or self.target_spm is None or len(self._avg) < self._avg.maxlen // 2:
             self._off_since = self._on_since = None
             return
-        dev_pct = 100.0 * (tick.spm - self.target_spm) / self.target_spm
+        # decide on the last few seconds' mean cadence, not one noisy display value
+        dev_pct = 100.0 * (float(np.mean(self._avg)) - self.target_spm) / self.target_spm
         if abs(dev_pct) > cfg.band_pct:
             self._on_since = None
             if self._off_since is None:

@@ -68,7 +68,7 @@ class DetectorConfig:
     fast_windows_s: tuple = (0.008, 0.02, 0.005, 0.004)
     excess_margin_db: float = 3.0
     threshold_abs: float = 8.0
-    threshold_rel: float = 0.3
+    threshold_rel: float = 0.4
     confirm_s: float = 0.008
     band_weights: tuple = (1.0, 0.5, 1.0, 1.0)
 

@@ -78,3 +78,16 @@ def test_side_asymmetry():
     assert asym["timing_asymmetry_pct"] == pytest.approx(100 * 0.02 / 0.35, rel=1e-6)
     assert asym["loudness_asymmetry_db"] == pytest.approx(2.0)
     assert side_asymmetry(steps[:3]) == {"timing_asymmetry_pct": None, "loudness_asymmetry_db": None}
+
+
+def test_half_rate_lock_recovers():
+    """If early steps were missed so that the rhythm locked at half the true rate, the
+    regular 'extra' detections in between re-lock it to the true rate."""
+    tr = CadenceTracker(SR)
+    slow = list(np.arange(6) * 700)            # every other step heard: 85.7 "steps/min"
+    fast = list(slow[-1] + 350 + np.arange(20) * 350)
+    out = feed(tr, slow + fast)
+    assert out[5].smoothed_spm == pytest.approx(60000 / 700)
+    assert tr.at(fast[-1]) == pytest.approx(60000 / 350)
+    assert sum(t.extra for t in out[6:]) <= 3
+    assert all(not t.extra for t in out[-8:])

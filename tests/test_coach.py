@@ -89,9 +89,9 @@ def test_off_target_cue_with_hysteresis_and_no_flapping():
         return 172.0 * (1 - 0.025) if int(t) % 2 else 172.0 * (1 - 0.035)  # flips across the 3% edge
     coach, m = run_coach(CoachConfig(target="172", cues="off-target", warmup_s=10), cadence, 120)
     speed = kinds(coach, "speed_up")
-    assert len(speed) == 1 and 5.0 <= speed[0].time_s <= 7.0  # after off_hold_s = 5 s off target
+    assert len(speed) == 1 and 5.0 <= speed[0].time_s <= 9.0  # 3 s of averaging, then off_hold_s = 5 s
     on = kinds(coach, "on_target")
-    assert len(on) == 1 and 43.0 <= on[0].time_s <= 45.0      # back within half the band for on_hold_s
+    assert len(on) == 1 and 43.0 <= on[0].time_s <= 49.0      # mean back within half the band for on_hold_s
     # hovering at the band edge never flaps
     assert len(kinds(coach, "metronome_on")) == 1 and len(kinds(coach, "metronome_off")) == 1
     assert ("cue", "speed_up") in m.calls and ("cue", "on_target") in m.calls
@@ -162,7 +162,7 @@ def test_replay_baseline_and_off_target_cues(slow_runner, tmp_path):
     assert s["final_target_spm"] == pytest.approx(1.07 * s["baseline_spm"], abs=0.01)
     kinds_ = [c["kind"] for c in doc["cues"]]
     speed = [c for c in doc["cues"] if c["kind"] == "speed_up"]
-    assert len(speed) == 1 and 40 <= speed[0]["time_s"] <= 50     # 158 is 6.5% under the target
+    assert len(speed) == 1 and 40 <= speed[0]["time_s"] <= 52     # 158 is 6.5% under the target
     on = [c for c in doc["cues"] if c["kind"] == "on_target"]
     assert len(on) == 1 and 105 <= on[0]["time_s"] <= 125          # 170 is within 3% of ~169
     assert kinds_.count("metronome_on") == 1 and kinds_.count("metronome_off") == 1
