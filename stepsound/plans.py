@@ -5,7 +5,7 @@ A plan is a list of segments played one after the other -- ``hold``, ``ramp``,
 audible for a fraction of each cycle that falls over the run, the way
 gait-retraining studies fade feedback so the new cadence is retained.
 Targets are absolute (``170``) or relative to the runner's measured baseline
-(``"+5%"``, ``"+4spm"``).  See ``docs/metronome.md`` for the format.
+(``"+5%"``, ``"+4spm"``).  See the README ("Plan files") for the format.
 
 Two stages:
 

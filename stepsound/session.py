@@ -385,12 +385,8 @@ def _coach_config(args) -> CoachConfig:
 
 
 def _grader(args):
-    if getattr(args, "profile", None):
-        try:
-            return LandingGrader(heavy_db=args.heavy_db, profile=args.profile)
-        except TypeError:
-            raise ParameterError("--profile is not supported by this version's landing grader") from None
-    return LandingGrader(heavy_db=args.heavy_db)
+    """The landing grader: a profile's learned heavy threshold unless --heavy-db is given."""
+    return LandingGrader(heavy_db=args.heavy_db, profile=getattr(args, "profile", None) or None)
 
 
 def _open_store(args) -> SessionStore | None:
@@ -796,8 +792,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup", type=_duration, default=60.0, metavar="DURATION",
                    help="warm-up that measures the baseline (default 60s)")
     g.add_argument("--band", type=float, default=3.0, metavar="PCT", help="on-target band, ± percent (default 3)")
-    g.add_argument("--heavy-db", type=float, default=6.0, metavar="DB",
-                   help="a landing this far above your baseline is heavy (default 6)")
+    g.add_argument("--heavy-db", type=float, default=None, metavar="DB",
+                   help="a landing this far above your baseline is heavy (default: the profile's, else 6)")
     g.add_argument("--profile", metavar="NAME", help="runner profile (heel/forefoot calibration)")
     g.add_argument("--sound", choices=CLICK_SOUNDS, default="woodblock", help="metronome sound")
     g.add_argument("--volume", type=float, default=-6.0, metavar="DBFS", help="metronome level (default -6 dBFS)")
