@@ -727,6 +727,28 @@ cdef class StepDetector:
             return None
         return int(np.median([self.lags[(self.n_lags_total - 1 - i) % 8] for i in range(n)])) * self.hop_length
 
+    cdef double _median_hop_power(self, int b, long long end_hop) noexcept nogil:
+        """Median per-hop power of band b over the (up to) 30 hops before end_hop."""
+        cdef double tmp[30]
+        cdef int n = 0, i, k
+        cdef long long hh
+        cdef double t
+        for hh in range(end_hop - 30, end_hop):
+            if hh < 0 or self.hop_index - hh >= MAXRISE - 1:
+                continue
+            tmp[n] = self.hist[b][(self.hist_pos - 1 - (self.hop_index - hh) + 4 * MAXRISE) % MAXRISE]
+            n += 1
+        if n == 0:
+            return 0.0
+        for i in range(1, n):
+            t = tmp[i]
+            k = i - 1
+            while k >= 0 and tmp[k] > t:
+                tmp[k + 1] = tmp[k]
+                k -= 1
+            tmp[k + 1] = t
+        return tmp[n // 2]
+
     cdef double _median_interval(self) noexcept nogil:
         cdef long long tmp[8]
         cdef int i, j, n = self.n_intervals
@@ -774,6 +796,15 @@ cdef class StepDetector:
             lim = self.last_onset_hop + self.min_interval_hops // 2
         if lim < 0:
             lim = 0
+        # and 6 dB above the local background (the median hop just before the
+        # look-back span): in babble or clatter the level before a step stands
+        # above the long-term floor, and is no part of the step
+        cdef double bg0 = self._median_hop_power(0, lim) * 3.98
+        cdef double bg1 = self._median_hop_power(1, lim) * 3.98
+        if lvl0 < bg0:
+            lvl0 = bg0
+        if lvl1 < bg1:
+            lvl1 = bg1
         j = self.cand_hop - 1
         while j >= lim:
             idx = <int> ((self.hist_pos - 1 - (self.hop_index - j) + 4 * MAXRISE) % MAXRISE)

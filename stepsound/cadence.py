@@ -52,7 +52,7 @@ class CadenceTracker:
     ----------
     sample_rate : int [Hz]
     history : int
-        Number of recent step intervals in the median (default 8).
+        Number of recent step intervals in the estimate (default 8).
     pause_s : float [seconds]
         A gap longer than this (and longer than 4 periods) is a pause: the
         rhythm is forgotten and the side labels restart at "L".
@@ -74,6 +74,7 @@ class CadenceTracker:
     def reset(self) -> None:
         """Forget the rhythm and the side parity."""
         self._intervals: list[float] = []
+        self._period: float | None = None
         self._last: int | None = None
         self._last_side: str | None = None
         self._last_any: int | None = None
@@ -82,10 +83,20 @@ class CadenceTracker:
 
     @property
     def period_samples(self) -> float | None:
-        """Median recent step interval [samples], or None if unknown."""
+        """Recent step interval [samples], or None if unknown.
+
+        The mean of the recent intervals that lie within 15 % of their median
+        (robust to a stray interval, less noisy than the median itself).
+        Cached: recomputed only when an interval is added.
+        """
         if len(self._intervals) < 3:
             return None
-        return float(np.median(self._intervals))
+        if self._period is None:
+            iv = sorted(self._intervals)
+            med = iv[len(iv) // 2] if len(iv) % 2 else 0.5 * (iv[len(iv) // 2 - 1] + iv[len(iv) // 2])
+            near = [v for v in iv if abs(v - med) <= 0.15 * med]
+            self._period = sum(near) / len(near) if near else med
+        return self._period
 
     def _spm(self, interval_samples: float) -> float:
         return 60.0 * self.sample_rate / interval_samples
@@ -119,6 +130,7 @@ class CadenceTracker:
         if np.std(raw) > 0.15 * med:
             return False
         self._intervals = list(raw[:-1])
+        self._period = None
         self._extra = []
         return True
 
@@ -144,6 +156,7 @@ class CadenceTracker:
 
     def _restart(self, s: int) -> StepTiming:
         self._intervals = []
+        self._period = None
         self._last = s
         self._last_side = "L"
         return StepTiming(None, None, "L", 0, False)
@@ -153,6 +166,7 @@ class CadenceTracker:
         self._intervals.append(unit)
         if len(self._intervals) > self.history:
             del self._intervals[0]
+        self._period = None
         self._last = s
         side = self._last_side
         for _ in range(k):
