@@ -196,6 +196,51 @@ class _open_out:
         return False
 
 
+def write_analyses_json(items: list, path: str, single: bool) -> None:
+    """Stream analyses to JSON without building the whole document in memory.
+
+    Parameters
+    ----------
+    items : list of Analysis or dict
+        An :class:`Analysis`, or an ``{"file", "error"}`` dict for a failure.
+    single : bool
+        Write one object (one file) instead of a list.
+    """
+    import json
+
+    def dump_one(fh, item):
+        if not isinstance(item, Analysis):
+            fh.write(json.dumps(item))
+            return
+        head = {"schema": SCHEMA_VERSION, "file": item.file, "sample_rate": item.sample_rate,
+                "duration_s": round(item.duration_s, 4)}
+        fh.write(json.dumps(head)[:-1])
+        fh.write(', "steps": [')
+        for i, st in enumerate(item.steps):
+            fh.write((",\n  " if i else "\n  ") + json.dumps(st.to_dict(), allow_nan=False))
+        fh.write('],\n "cadence": [')
+        for i, t in enumerate(item.cadence):
+            fh.write(("," if i else "") + json.dumps({"time_s": round(t.time_s, 3), "spm": _round(t.spm)}))
+        fh.write('],\n "summary": ' + json.dumps(item.summary(), allow_nan=False) + "}")
+
+    with _open_out(path) as fh:
+        try:
+            if single:
+                dump_one(fh, items[0])
+            else:
+                fh.write("[")
+                for i, item in enumerate(items):
+                    if i:
+                        fh.write(",\n")
+                    dump_one(fh, item)
+                fh.write("]")
+            fh.write("\n")
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StepsoundError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
 def write_json(docs, path: str) -> None:
     """Write a JSON document (``-`` = stdout)."""
     import json
@@ -299,9 +344,8 @@ def run(args) -> int:
         for a in done:
             print(format_summary(a))
     if args.json:
-        docs = [a.to_dict() if a is not None else {"file": p, "error": e}
-                for a, p, e in zip(results, paths, errors)]
-        write_json(docs[0] if len(paths) == 1 and docs[0].get("error") is None else docs, args.json)
+        items = [a if a is not None else {"file": p, "error": e} for a, p, e in zip(results, paths, errors)]
+        write_analyses_json(items, args.json, single=len(paths) == 1 and results[0] is not None)
     if args.csv:
         write_csv(done, args.csv)
     if args.plot and done:

@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass, field, fields
 
 import numpy as np
-from scipy import signal
 
 from stepsound._core import EVENT_ONSET, EVENT_STEP, FEATURE_NAMES, StepDetector
 from stepsound.errors import ParameterError
@@ -124,6 +123,35 @@ def check_sample_rate(sample_rate) -> int:
     return int(rate)
 
 
+def butter2(kind: str, freq_hz: float, sample_rate: float) -> np.ndarray:
+    """A 2nd-order Butterworth biquad (bilinear transform, prewarped cutoff).
+
+    Parameters
+    ----------
+    kind : {"lowpass", "highpass"}
+    freq_hz : float [Hz]
+        Cutoff (-3 dB), below Nyquist.
+    sample_rate : float [Hz]
+
+    Returns
+    -------
+    sos : np.ndarray [shape=(6,), float64]
+        (b0, b1, b2, 1, a1, a2); the same filter as
+        ``scipy.signal.butter(2, freq_hz, kind, fs=sample_rate, output="sos")``
+        (tested), without importing scipy.signal on the hot start-up path.
+    """
+    k = math.tan(math.pi * freq_hz / sample_rate)
+    norm = 1.0 / (1.0 + math.sqrt(2.0) * k + k * k)
+    a1 = 2.0 * (k * k - 1.0) * norm
+    a2 = (1.0 - math.sqrt(2.0) * k + k * k) * norm
+    if kind == "lowpass":
+        b0 = k * k * norm
+        return np.array([b0, 2.0 * b0, b0, 1.0, a1, a2])
+    if kind == "highpass":
+        return np.array([norm, -2.0 * norm, norm, 1.0, a1, a2])
+    raise ValueError(f"kind={kind!r} must be 'lowpass' or 'highpass'")
+
+
 def design_filters(sample_rate: int) -> np.ndarray:
     """Design the six biquads of the core for a sample rate.
 
@@ -139,8 +167,7 @@ def design_filters(sample_rate: int) -> np.ndarray:
     def section(kind: str, freq: float) -> np.ndarray:
         if kind == "lowpass" and freq >= 0.9 * nyquist:
             return np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
-        freq = min(freq, 0.45 * sample_rate)
-        return signal.butter(2, freq, btype=kind, fs=sample_rate, output="sos")[0]
+        return butter2(kind, min(freq, 0.45 * sample_rate), sample_rate)
 
     high_edge = min(2000.0, 0.25 * sample_rate)
     return np.array([

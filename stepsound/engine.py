@@ -15,7 +15,7 @@ from stepsound.detect import Detector, DetectorConfig, Onset, StepFeatures
 from stepsound.grade import LandingGrader
 
 
-@dataclass
+@dataclass(slots=True)
 class StepOnsetEvent:
     """A step just detected (low latency): timing only.
 
@@ -38,7 +38,7 @@ class StepOnsetEvent:
     missed: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     """A fully measured step (emitted once its feature window has passed).
 
@@ -95,7 +95,7 @@ class Step:
         return rec
 
 
-@dataclass
+@dataclass(slots=True)
 class CadenceTick:
     """The cadence a live display shows at a sample (every ``tick_s``)."""
 

@@ -151,3 +151,15 @@ def test_filters_are_stable_at_every_rate():
         assert sos.shape == (6, 6)
         for sec in sos:
             assert np.all(np.abs(np.roots(sec[3:])) < 1.0)
+
+
+def test_biquad_design_matches_scipy():
+    from scipy import signal
+
+    from stepsound.detect import butter2
+
+    for rate in (8000, 16000, 44100, 96000):
+        for kind in ("lowpass", "highpass"):
+            for f in (40.0, 300.0, 2000.0, 0.45 * rate):
+                ref = signal.butter(2, f, btype=kind, fs=rate, output="sos")[0]
+                assert np.allclose(butter2(kind, f, rate), ref, rtol=1e-9, atol=1e-12), (rate, kind, f)
