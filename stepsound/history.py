@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from stepsound.cli_support import Command
 from stepsound.errors import ParameterError, StepsoundError
 from stepsound.store import SessionStore
 
@@ -182,11 +183,5 @@ with this runner's own baseline only.</p>
         fh.write(page)
 
 
-class _Cmd:
-    def __init__(self, add, run):
-        self.add_arguments = add
-        self.run = run
-
-
-history_command = _Cmd(add_history_arguments, run_history)
-report_command = _Cmd(add_report_arguments, run_report)
+history_command = Command(add_history_arguments, run_history)
+report_command = Command(add_report_arguments, run_report)

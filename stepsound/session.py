@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from stepsound.analyze import summarize, write_json
+from stepsound.cli_support import Command
 from stepsound.coach import CUE_MODES, Coach, CoachConfig
 from stepsound.engine import CadenceTick, Engine, Step, StepOnsetEvent
 from stepsound.errors import AudioDeviceError, AudioFileError, ParameterError, StepsoundError, StoreError
@@ -396,10 +397,22 @@ def _open_store(args) -> SessionStore | None:
 
 
 class _Outcome:
+    """How a session ended: status for the database, exit code, one-line message."""
+
     def __init__(self):
         self.status = "complete"
         self.message: str | None = None
         self.code = 0
+
+    def record(self, exc: BaseException) -> None:
+        """Turn what stopped the session into a status (the session is saved either way)."""
+        if isinstance(exc, KeyboardInterrupt):
+            self.status, self.code, self.message = "interrupted", 130, "stopped by Ctrl-C; the session so far is saved"
+        elif isinstance(exc, StepsoundError):
+            self.status, self.code, self.message = "failed", 1, str(exc)
+        else:  # a bug: the session is saved anyway, and the user gets one line
+            self.status, self.code = "failed", 1
+            self.message = f"internal error: {type(exc).__name__}: {exc} (a bug: please report it)"
 
 
 def run_replay_fast(args, store) -> int:
@@ -448,13 +461,8 @@ def _drive(args, store, core: SessionCore, source, realtime: bool) -> int:
                     display.update(log.status(done / rate, 0))
             if core.engine.detector.nonfinite_count:
                 raise AudioFileError(f"{args.input_file}: contains non-finite (NaN/inf) samples")
-    except KeyboardInterrupt:
-        outcome.status, outcome.code, outcome.message = "interrupted", 130, "stopped by Ctrl-C; the session so far is saved"
-    except StepsoundError as exc:
-        outcome.status, outcome.code, outcome.message = "failed", 1, str(exc)
-    except Exception as exc:  # a bug: save the session anyway, then say so in one line
-        outcome.status, outcome.code = "failed", 1
-        outcome.message = f"internal error: {type(exc).__name__}: {exc} (a bug: please report it)"
+    except (KeyboardInterrupt, Exception) as exc:  # noqa: B902 - every end of a session is recorded
+        outcome.record(exc)
     finally:
         if writer is not None:
             writer.close()
@@ -637,13 +645,8 @@ def run_live(args, store, replay_file: str | None = None) -> int:
                     break
                 if not stream.active:
                     raise AudioDeviceError("the audio device stopped (lost or disconnected); the session so far is saved")
-    except KeyboardInterrupt:
-        outcome.status, outcome.code, outcome.message = "interrupted", 130, "stopped by Ctrl-C; the session so far is saved"
-    except StepsoundError as exc:
-        outcome.status, outcome.code, outcome.message = "failed", 1, str(exc)
-    except Exception as exc:  # a bug: save the session anyway, then say so in one line
-        outcome.status, outcome.code = "failed", 1
-        outcome.message = f"internal error: {type(exc).__name__}: {exc} (a bug: please report it)"
+    except (KeyboardInterrupt, Exception) as exc:  # noqa: B902 - every end of a session is recorded
+        outcome.record(exc)
     finally:
         feeder_stop.set()
         for w in (rec, out_file):
@@ -892,10 +895,4 @@ def run_calibrate_latency(args) -> int:
     return 0
 
 
-class _Cmd:
-    def __init__(self, add, run_):
-        self.add_arguments = add
-        self.run = run_
-
-
-calibrate_latency_command = _Cmd(add_calibrate_latency_arguments, run_calibrate_latency)
+calibrate_latency_command = Command(add_calibrate_latency_arguments, run_calibrate_latency)
