@@ -272,3 +272,32 @@ def test_live_session_on_a_real_duplex_device(virtual_audio, tmp_path):
     assert own == []
     assert doc["summary"]["status"] == "complete"
     assert sf.info(str(tmp_path / "mic.flac")).duration == pytest.approx(25.0, abs=1.0)
+
+
+@pytest.mark.audio
+def test_real_time_replay_plays_to_the_device_and_finds_the_same_steps(virtual_audio, tmp_path):
+    """`run --input-file X` (no --fast) paces the recording through a real output stream and runs the same
+    engine: the steps of the first seconds equal those of `analyze`."""
+    rate = virtual_audio.sample_rate
+    x, sr = sf.read(QUIET, dtype="float32")
+    clip = tmp_path / "clip.wav"
+    # the replay stream runs at the file's rate, which must be the sink's (VIRTUAL_AUDIO.md, pitfall 2)
+    from scipy.signal import resample_poly
+
+    y = resample_poly(x[: 8 * sr], rate, sr).astype(np.float32)
+    sf.write(clip, y, rate)
+    env = {**os.environ, **virtual_audio.env, "STEPSOUND_DATA_DIR": str(tmp_path / "data")}
+    out = tmp_path / "rt.json"
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "stepsound", "run", "--input-file", str(clip), "--output-device",
+                           virtual_audio.device, "--target", "170", "--no-display", "--json", str(out),
+                           "--db", str(tmp_path / "s.sqlite"), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    wall = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert wall >= 7.5   # paced in real time, not as fast as possible
+    doc = json.loads(out.read_text())
+    assert main(["analyze", str(clip), "--json", str(tmp_path / "a.json"), "--quiet"]) == 0
+    ana = json.loads((tmp_path / "a.json").read_text())
+    assert [s["onset_sample"] for s in doc["steps"]] == [s["onset_sample"] for s in ana["steps"]]
+    assert doc["summary"]["replay_underflows"] == 0 and len(doc["clicks_s"]) > 15
