@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import math
 import os
 import sys
-import threading
 import time
 
 import numpy as np
@@ -415,17 +415,95 @@ class _Outcome:
             self.message = f"internal error: {type(exc).__name__}: {exc} (a bug: please report it)"
 
 
-def run_replay_fast(args, store) -> int:
-    """``--input-file X --fast``: the live engine on a recording, as fast as possible."""
+def run_replay(args, store) -> int:
+    """``--input-file X``: the live engine on a recording, as fast as possible
+    (``--fast``) or paced in real time by an output stream that plays the
+    recording mixed with the cues."""
     from stepsound.source import FileSource
 
     source = FileSource(args.input_file, block_size=args.block_size or 1024)
     rate = source.info.sample_rate
     core = SessionCore(rate, _coach_config(args), grader=_grader(args), sound=args.sound, level_db=args.volume)
-    return _drive(args, store, core, source, realtime=False)
+    player = None if args.fast else PacedPlayer(rate, args.output_device, args.latency)
+    return _drive(args, store, core, source, player)
 
 
-def _drive(args, store, core: SessionCore, source, realtime: bool) -> int:
+class PacedPlayer:
+    """Plays blocks to an output device in real time; :meth:`write` waits for room.
+
+    The stream runs at the device's own rate (a mismatch with the audio
+    server's rate makes it underrun); blocks at another rate are converted
+    by a streaming linear-interpolation resampler (fine for listening to a
+    replay; nothing is measured on this path).  The callback only copies
+    from a ring buffer; underflows before the end are counted.
+    """
+
+    def __init__(self, sample_rate: int, output_device=None, latency="high", ahead_s: float = 0.3):
+        from stepsound import device
+
+        self.sample_rate = int(sample_rate)
+        self.stats = device.StreamStats()
+        self.device_rate = int(device.default_sample_rate(output_device, "output"))
+        self.ring = SampleRing(int(self.device_rate * 2 * ahead_s) + 8192)
+        self.ahead = int(self.device_rate * ahead_s)
+        self.underflows = 0
+        self.finishing = False
+        self.started = False
+        self._step = self.sample_rate / self.device_rate
+        self._phase = 0.0
+        self._prev = 0.0
+
+        def callback(indata, outdata, frames, time_info, status):
+            got = self.ring.pop_into(outdata[:, 0])
+            if got < frames:
+                outdata[got:, 0] = 0.0
+                if not self.finishing:
+                    self.underflows += 1
+            if outdata.shape[1] > 1:
+                outdata[:, 1:] = outdata[:, :1]
+
+        self.stream = device.open_stream(callback, sample_rate=self.device_rate, output_channels=1,
+                                         device=output_device, latency=latency, stats=self.stats)
+
+    def __enter__(self):
+        return self   # the stream starts once `ahead_s` of audio is queued (no start-up underflow)
+
+    def __exit__(self, *exc):
+        self.finishing = True
+        if not self.stream.active and self.ring.available() and exc[0] is None:
+            self.stream.start()
+        deadline = time.monotonic() + 2.0
+        while self.ring.available() and time.monotonic() < deadline and exc[0] is None:
+            time.sleep(0.01)
+        self.stream.close()
+        return False
+
+    def _convert(self, x: np.ndarray) -> np.ndarray:
+        if self.device_rate == self.sample_rate:
+            return x
+        # positions of the output samples within [prev, x[0], x[1], ...]
+        ext = np.concatenate([[self._prev], x])
+        pos = np.arange(self._phase, len(x), self._step)
+        self._phase = pos[-1] + self._step - len(x) if len(pos) else self._phase - len(x)
+        self._prev = float(x[-1]) if len(x) else self._prev
+        i = pos.astype(np.int64)
+        frac = pos - i
+        return (ext[i] * (1.0 - frac) + ext[np.minimum(i + 1, len(ext) - 1)] * frac).astype(np.float32)
+
+    def write(self, x: np.ndarray) -> None:
+        """Queue a block (at ``sample_rate``); waits while more than ``ahead_s`` is queued."""
+        y = self._convert(x)
+        if not self.started and self.ring.available() + len(y) > self.ahead:
+            self.started = True
+            self.stream.start()
+        while self.ring.available() > self.ahead:
+            if not self.stream.active:
+                raise AudioDeviceError("the audio device stopped (lost or disconnected); the session so far is saved")
+            time.sleep(0.005)
+        self.ring.push(y)
+
+
+def _drive(args, store, core: SessionCore, source, player: PacedPlayer | None) -> int:
     rate = core.sample_rate
     session_id = store.begin(source=os.path.abspath(args.input_file), sample_rate=rate, target=args.target,
                              cues_mode=args.cues, profile=getattr(args, "profile", None),
@@ -440,7 +518,7 @@ def _drive(args, store, core: SessionCore, source, realtime: bool) -> int:
     t0 = time.monotonic()
     done = 0
     try:
-        with display:
+        with display, (player or contextlib.nullcontext()):
             for block in source.blocks():
                 if limit is not None and done >= limit:
                     break
@@ -450,15 +528,18 @@ def _drive(args, store, core: SessionCore, source, realtime: bool) -> int:
                 if core.engine.detector.nonfinite_count:
                     raise AudioFileError(f"{args.input_file}: contains non-finite (NaN/inf) samples")
                 core.audio_block(block, out[:n])
-                if writer is not None:
+                if writer is not None or player is not None:
                     np.add(block, out[:n], out=mix[:n])
                     np.clip(mix[:n], -1.0, 1.0, out=mix[:n])
-                    writer.write(mix[:n])
+                    if writer is not None:
+                        writer.write(mix[:n])
+                    if player is not None:
+                        player.write(mix[:n])
                 done += n
                 log.pump()
                 log.flush()
                 if display.mode != "none":
-                    display.update(log.status(done / rate, 0))
+                    display.update(log.status(done / rate, player.stats.xruns if player else 0))
             if core.engine.detector.nonfinite_count:
                 raise AudioFileError(f"{args.input_file}: contains non-finite (NaN/inf) samples")
     except (KeyboardInterrupt, Exception) as exc:  # noqa: B902 - every end of a session is recorded
@@ -469,7 +550,10 @@ def _drive(args, store, core: SessionCore, source, realtime: bool) -> int:
             if writer.failed:
                 outcome.status, outcome.code = "failed", 1
                 outcome.message = writer.failed
-    return _finish(args, store, log, core, outcome, done / rate, time.monotonic() - t0)
+    extra = {} if player is None else {"xruns": player.stats.xruns, "replay_underflows": player.underflows,
+                                       "device_sample_rate": player.device_rate}
+    return _finish(args, store, log, core, outcome, done / rate, time.monotonic() - t0,
+                   player.stats.xruns if player else 0, extra)
 
 
 def _finish(args, store, log: SessionLog, core: SessionCore, outcome: _Outcome, duration_s: float,
@@ -500,7 +584,8 @@ def _finish(args, store, log: SessionLog, core: SessionCore, outcome: _Outcome, 
     s = doc["summary"]
     if not args.quiet and args.json != "-":
         cad = "unknown" if s["median_cadence_spm"] is None else f"{s['median_cadence_spm']:.1f} steps/min"
-        lines = [f"session {'#' + str(log.session_id) if log.session_id else ''} {outcome.status}: "
+        name = f"session #{log.session_id}" if log.session_id else "session"
+        lines = [f"{name} {outcome.status}: "
                  f"{duration_s:.1f} s of audio in {wall_s:.1f} s, {s['steps']} steps, median cadence {cad}"]
         if s.get("baseline_spm") is not None:
             lines.append(f"  baseline {s['baseline_spm']:.1f} steps/min, final target "
@@ -525,80 +610,28 @@ def _display(args):
     return LiveDisplay("auto")
 
 
-def run_live(args, store, replay_file: str | None = None) -> int:
-    """A live session on a duplex device, or a real-time replay to the speakers."""
+def run_live(args, store) -> int:
+    """A live session: microphone in, cues out, through one duplex stream."""
     from stepsound import device
 
     stats = device.StreamStats()
-    sample_rate = args.sample_rate
-    source = None
-    if replay_file:
-        from stepsound.source import FileSource
-
-        source = FileSource(replay_file, block_size=4096)
-        sample_rate = source.info.sample_rate
-    if sample_rate is None:
-        sample_rate = device.default_sample_rate(args.input_device, "input")
-    leak_delay = None
-    if not replay_file:
-        leak_delay = _leak_delay(args, store, sample_rate)
+    sample_rate = args.sample_rate or device.default_sample_rate(args.input_device, "input")
+    leak_delay = _leak_delay(args, store, sample_rate)
     core = SessionCore(sample_rate, _coach_config(args), grader=_grader(args), sound=args.sound,
                        level_db=args.volume, leak_ref_delay=leak_delay)
     rec = _Writer(args.record, sample_rate) if args.record else None
-    out_file = _Writer(args.output_file, sample_rate) if args.output_file else None
-    rec_ring = SampleRing(sample_rate * 20) if (rec or out_file) else None
-    in_ring = SampleRing(sample_rate * 4) if replay_file else None
-    scratch = np.zeros(16384, np.float32)
-    feeder_stop = threading.Event()
-    feeder_done = threading.Event()
-    feeder_error: list = []
-
-    def feeder():
-        try:
-            for block in source.blocks():
-                pos = 0
-                while pos < len(block):
-                    if feeder_stop.is_set():
-                        return
-                    free = in_ring.capacity - in_ring.available()
-                    if free <= 0:
-                        time.sleep(0.02)
-                        continue
-                    take = min(free, len(block) - pos)
-                    in_ring.push(block[pos:pos + take])
-                    pos += take
-        except StepsoundError as exc:
-            feeder_error.append(str(exc))
-        finally:
-            feeder_done.set()
-
-    underflow = [0]
+    rec_ring = SampleRing(sample_rate * 20) if rec else None
 
     def callback(indata, outdata, frames, time_info, status):
-        if replay_file:
-            mic = scratch[:frames]
-            got = in_ring.pop_into(mic)
-            if got < frames:
-                mic[got:frames] = 0.0
-                if not feeder_done.is_set():
-                    underflow[0] += 1
-        else:
-            mic = indata[:, 0]
-        out = outdata[:, 0]
-        core.audio_block(mic, out)
-        if replay_file:
-            out += mic
-            np.clip(out, -1.0, 1.0, out=out)
-            if outdata.shape[1] > 1:
-                outdata[:, 1:] = outdata[:, :1]
-        elif outdata.shape[1] > 1:
+        mic = indata[:, 0]
+        core.audio_block(mic, outdata[:, 0])
+        if outdata.shape[1] > 1:
             outdata[:, 1:] = outdata[:, :1]
         if rec_ring is not None:
-            rec_ring.push(out if (replay_file and not rec) else mic)
+            rec_ring.push(mic)
 
-    session_id = store.begin(source=os.path.abspath(replay_file) if replay_file else "live", sample_rate=sample_rate,
-                             target=args.target, cues_mode=args.cues, profile=getattr(args, "profile", None),
-                             recording=args.record or args.output_file) if store else None
+    session_id = store.begin(source="live", sample_rate=sample_rate, target=args.target, cues_mode=args.cues,
+                             profile=getattr(args, "profile", None), recording=args.record) if store else None
     log = SessionLog(core, store, session_id)
     outcome = _Outcome()
     display = _display(args)
@@ -606,22 +639,15 @@ def run_live(args, store, replay_file: str | None = None) -> int:
     t0 = time.monotonic()
     try:
         stream = device.open_stream(
-            callback, sample_rate=sample_rate, output_channels=1,
-            input_channels=0 if replay_file else 1,
-            device=device_pair((args.input_device, args.output_device)) if not replay_file else args.output_device,
+            callback, sample_rate=sample_rate, output_channels=1, input_channels=1,
+            device=device_pair((args.input_device, args.output_device)),
             block_size=args.block_size or 0, latency=args.latency, stats=stats)
     except StepsoundError:
         if rec:
             rec.close()
-        if out_file:
-            out_file.close()
         if store is not None:
             store.finish(session_id, status="failed", duration_s=0.0, summary={}, message="could not open audio")
         raise
-    if replay_file:
-        threading.Thread(target=feeder, daemon=True).start()
-        while in_ring.available() < min(in_ring.capacity, sample_rate) and not feeder_done.is_set():
-            time.sleep(0.01)
     try:
         with display, stream:
             while True:
@@ -630,37 +656,27 @@ def run_live(args, store, replay_file: str | None = None) -> int:
                 core.track_round_trip()
                 if rec_ring is not None:
                     n = rec_ring.pop_into(drain_buf)
-                    target = rec or out_file
-                    target.write(drain_buf[:n])
-                    if target.failed:
-                        raise StepsoundError(target.failed)
+                    rec.write(drain_buf[:n])
+                    if rec.failed:
+                        raise StepsoundError(rec.failed)
                 log.flush()
                 elapsed = core.sample / sample_rate
                 display.update(log.status(elapsed, stats.xruns))
-                if feeder_error:
-                    raise StepsoundError(feeder_error[0])
                 if args.duration is not None and elapsed >= args.duration:
-                    break
-                if replay_file and feeder_done.is_set() and in_ring.available() == 0:
                     break
                 if not stream.active:
                     raise AudioDeviceError("the audio device stopped (lost or disconnected); the session so far is saved")
     except (KeyboardInterrupt, Exception) as exc:  # noqa: B902 - every end of a session is recorded
         outcome.record(exc)
     finally:
-        feeder_stop.set()
-        for w in (rec, out_file):
-            if w is None:
-                continue
-            if rec_ring is not None:
-                n = rec_ring.pop_into(drain_buf)
-                w.write(drain_buf[:n])
-            w.close()
-            if w.failed and outcome.code == 0:
-                outcome.status, outcome.code, outcome.message = "failed", 1, w.failed
-    extra = {"xruns": stats.xruns, "replay_underflows": underflow[0],
-             "recording_overflow_samples": rec_ring.overflow if rec_ring else 0,
-             "leak_gains_db": [round(g, 1) for g in core.engine.detector.leak_gains_db] if leak_delay is not None else None,
+        if rec is not None:
+            n = rec_ring.pop_into(drain_buf)
+            rec.write(drain_buf[:n])
+            rec.close()
+            if rec.failed and outcome.code == 0:
+                outcome.status, outcome.code, outcome.message = "failed", 1, rec.failed
+    extra = {"xruns": stats.xruns, "recording_overflow_samples": rec_ring.overflow if rec_ring else 0,
+             "leak_gains_db": [round(g, 1) for g in core.engine.detector.leak_gains_db],
              "leak_ref_delay_samples": core.leak_ref_delay,
              "leak_ref_delay_start_samples": leak_delay, "round_trip_changes": core.round_trip_changes}
     return _finish(args, store, log, core, outcome, core.sample / sample_rate, time.monotonic() - t0,
@@ -844,14 +860,16 @@ def run(args) -> int:
         raise ParameterError(f"--block-size={args.block_size} must be >= 0")
     if args.record and args.input_file:
         raise ParameterError("--record saves the microphone; with --input-file use --output-file")
+    if args.output_file and not args.input_file:
+        raise ParameterError("--output-file writes a replay's mix; live, use --record")
     if not (math.isfinite(args.volume) and args.volume <= 0):
         raise ParameterError(f"--volume={args.volume} must be <= 0 dBFS")
     CoachConfig(target=args.target, cues=args.cues, warmup_s=args.warmup, band_pct=args.band).validate()
     store = _open_store(args)
     try:
-        if args.input_file and args.fast:
-            return run_replay_fast(args, store)
-        return run_live(args, store, replay_file=args.input_file)
+        if args.input_file:
+            return run_replay(args, store)
+        return run_live(args, store)
     finally:
         if store is not None:
             store.close()

@@ -301,3 +301,4 @@ def test_real_time_replay_plays_to_the_device_and_finds_the_same_steps(virtual_a
     ana = json.loads((tmp_path / "a.json").read_text())
     assert [s["onset_sample"] for s in doc["steps"]] == [s["onset_sample"] for s in ana["steps"]]
     assert doc["summary"]["replay_underflows"] == 0 and len(doc["clicks_s"]) > 15
+    assert doc["summary"]["device_sample_rate"] == rate
