@@ -723,9 +723,15 @@ cdef class StepDetector:
         """Median measured delay from a reference onset to its arrival in the input
         [samples, hop resolution] over the last (up to 8) onsets, or None before 4."""
         cdef int n = <int> min(self.n_lags_total, 8)
-        if n < 4:
+        if n < 6:
             return None
-        return int(np.median([self.lags[(self.n_lags_total - 1 - i) % 8] for i in range(n)])) * self.hop_length
+        lags = np.array([self.lags[(self.n_lags_total - 1 - i) % 8] for i in range(n)])
+        med = int(np.median(lags))
+        # our clicks arrive at one constant lag; rises that are steps do not:
+        # only a consistent lag counts
+        if np.sum(np.abs(lags - med) <= 1) < n - 1:
+            return None
+        return med * self.hop_length
 
     cdef double _median_hop_power(self, int b, long long end_hop) noexcept nogil:
         """Median per-hop power of band b over the (up to) 30 hops before end_hop."""

@@ -214,7 +214,7 @@ class SessionCore:
             return False
         core = self.engine.detector._core
         total = core.n_lags_total
-        if total < self._lag_seen + 4:
+        if total < self._lag_seen + 6:
             return False
         lag = core.leak_lag_samples
         self._lag_seen = total
