@@ -210,6 +210,8 @@ cdef class StepDetector:
     cdef double pre_level
     cdef int lags[8]
     cdef readonly long long n_lags_total
+    cdef int ref_shift
+    cdef readonly int shift_changes
     cdef int lag_window_hops
     cdef double leak_db[NB]
     cdef double ref_decay, leak_margin_db
@@ -340,6 +342,8 @@ cdef class StepDetector:
         self.ref_onset_hop = -1
         self.pre_level = 0.0
         self.n_lags_total = 0
+        self.ref_shift = 0
+        self.shift_changes = 0
         for i in range(8):
             self.lags[i] = 0
         self.hop_peak = 0.0
@@ -638,7 +642,8 @@ cdef class StepDetector:
         """Estimate how loud our own output is in this hop's bands.
 
         The reference (what we played, delayed by the round trip) is filtered
-        into the same bands.  After each onset of the reference (a click
+        into the same bands and shifted by what the arrival-lag tracker
+        measured (:meth:`_update_shift`).  After each onset of the reference (a click
         starting), for as long as the input's rise measure can see it (fast +
         reference window + 6 ms), its power, held with a fast exponential decay
         (early/late arrival of a few ms), times a learned per-band leak gain
@@ -653,12 +658,23 @@ cdef class StepDetector:
         clicks do not inflate it; it starts high (veto everything we play) and
         comes down within a few clicks.
         """
-        cdef int b, k, j
+        cdef int b, k, j, cur
         cdef double inv = 1.0 / self.hop_length
-        cdef double r, p, noise, excess, ratio_db, prev
+        cdef double r, raw, p, noise, excess, ratio_db, prev, prev_raw
         for b in range(NB):
-            r = self.racc[b] * inv
+            raw = self.racc[b] * inv
             self.racc[b] = 0.0
+            # previous raw reference powers, for the lag tracker
+            prev_raw = 0.0
+            for k in range(1, self.rise_hops + 1):
+                j = (self.hist_pos - k + MAXRISE) % MAXRISE
+                if self.rref[b][j] > prev_raw:
+                    prev_raw = self.rref[b][j]
+            self.rref[b][self.hist_pos] = raw
+            # the reference as it reaches us: shifted by what the lag tracker
+            # measured (the round trip can change while a session runs)
+            cur = (self.hist_pos - self.ref_shift + MAXRISE) % MAXRISE
+            r = self.rref[b][cur]
             self.ref_hold[b] *= self.ref_decay
             if r > self.ref_hold[b]:
                 self.ref_hold[b] = r
@@ -681,12 +697,11 @@ cdef class StepDetector:
             # measure already ignores it and a step on top still rises above it
             prev = 0.0
             for k in range(1, self.rise_hops + 1):
-                j = (self.hist_pos - k + MAXRISE) % MAXRISE
+                j = (cur - k + MAXRISE) % MAXRISE
                 if self.rref[b][j] > prev:
                     prev = self.rref[b][j]
-            self.rref[b][self.hist_pos] = r
             if b == 0:
-                self._track_lag(h, r, prev, p, noise)
+                self._track_lag(h, raw, prev_raw, p, noise)
             if r > 1e-13 and r > 2.0 * prev:
                 # as long as the input's rise measure (fast window + reference
                 # window) can still see this onset
@@ -709,6 +724,7 @@ cdef class StepDetector:
                 self.lags[self.n_lags_total % 8] = <int> (h - self.ref_onset_hop)
                 self.n_lags_total += 1
                 self.ref_onset_hop = -1
+                self._update_shift()
             elif h - self.ref_onset_hop > self.lag_window_hops:
                 self.ref_onset_hop = -1
         if self.ref_onset_hop < 0 and r > 1e-13 and r > 4.0 * prev and h >= self.settle_hops:
@@ -718,10 +734,39 @@ cdef class StepDetector:
                 base += self.hist[0][(self.hist_pos - k + MAXRISE) % MAXRISE]
             self.pre_level = base / 3.0
 
+    cdef void _update_shift(self) noexcept nogil:
+        """When the last 3 arrival lags agree within two hops, align the
+        reference with them (our clicks arrive at one constant lag)."""
+        cdef int i, k, lo = 1 << 30, hi = -(1 << 30), v, shift
+        if self.n_lags_total < 3:
+            return
+        for i in range(3):
+            v = self.lags[(self.n_lags_total - 1 - i) % 8]
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+        if hi - lo > 2:
+            return
+        shift = (lo + hi) // 2 - 1     # lags count from the unshifted reference; arrival is one hop after
+        if shift < 0:
+            shift = 0
+        if shift > MAXRISE - 48:
+            shift = MAXRISE - 48
+        if shift >= self.ref_shift + 2 or shift <= self.ref_shift - 2:   # a hop of jitter is covered by the hold
+            self.ref_shift = shift
+            self.shift_changes += 1
+
+    @property
+    def ref_shift_samples(self):
+        """How much later than given the reference is used, as measured [samples]."""
+        return self.ref_shift * self.hop_length
+
     @property
     def leak_lag_samples(self):
-        """Median measured delay from a reference onset to its arrival in the input
-        [samples, hop resolution] over the last (up to 8) onsets, or None before 4."""
+        """Measured delay from a reference onset to its arrival in the input
+        [samples, hop resolution]: the median of the last (up to 8, at least 6)
+        onsets when all but one agree within a hop, else None."""
         cdef int n = <int> min(self.n_lags_total, 8)
         if n < 6:
             return None

@@ -150,8 +150,6 @@ class SessionCore:
         self.events = SpscQueue()
         self.sample = 0
         self.leak_ref_delay = leak_ref_delay
-        self._lag_seen = 0
-        self.round_trip_changes = 0
         self._max_block = int(max_block)
         if leak_ref_delay is not None:
             size = 1
@@ -200,35 +198,6 @@ class SessionCore:
         for ev in self.engine.process(mic, ref):
             self.events.put(ev)
         self.sample += n
-
-    # -- main thread ------------------------------------------------------------
-    def track_round_trip(self) -> bool:
-        """Follow a drifting round trip (audio servers change their latency when
-        other clients come and go): when the detector's measured arrival of our
-        clicks has moved by more than two hops, move the reference with it.
-
-        Returns True when the delay was changed.  The callback reads the new
-        value at its next block (an int assignment is atomic).
-        """
-        if self.leak_ref_delay is None:
-            return False
-        core = self.engine.detector._core
-        total = core.n_lags_total
-        if total < self._lag_seen + 6:
-            return False
-        lag = core.leak_lag_samples
-        self._lag_seen = total
-        hop = self.engine.detector.hop_length
-        expected = int(round(REF_EARLY_S * self.sample_rate))
-        if lag is None or abs(lag - expected) <= 2 * hop:
-            return False
-        new = self.leak_ref_delay + lag - expected
-        limit = len(self._hist) - 2 * self._max_block
-        if not (0 <= new <= limit):
-            return False
-        self.leak_ref_delay = int(new)
-        self.round_trip_changes += 1
-        return True
 
 
 class SessionLog:
@@ -653,7 +622,6 @@ def run_live(args, store) -> int:
             while True:
                 time.sleep(0.05)
                 log.pump()
-                core.track_round_trip()
                 if rec_ring is not None:
                     n = rec_ring.pop_into(drain_buf)
                     rec.write(drain_buf[:n])
@@ -678,7 +646,8 @@ def run_live(args, store) -> int:
     extra = {"xruns": stats.xruns, "recording_overflow_samples": rec_ring.overflow if rec_ring else 0,
              "leak_gains_db": [round(g, 1) for g in core.engine.detector.leak_gains_db],
              "leak_ref_delay_samples": core.leak_ref_delay,
-             "leak_ref_delay_start_samples": leak_delay, "round_trip_changes": core.round_trip_changes}
+             "leak_ref_shift_samples": core.engine.detector._core.ref_shift_samples,
+             "round_trip_changes": core.engine.detector._core.shift_changes}
     return _finish(args, store, log, core, outcome, core.sample / sample_rate, time.monotonic() - t0,
                    stats.xruns, extra)
 

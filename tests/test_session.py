@@ -263,7 +263,7 @@ def test_live_session_on_a_real_duplex_device(virtual_audio, tmp_path):
     # measured on this machine: 62-64 of 68-69 steps within 50 ms; the rest are mostly steps whose heel
     # contact fell just after one of our click onsets
     print(f"live end-to-end: {hits} of {len(shifted)} steps within 50 ms, {fas} extra, {misses} missed; "
-          + str({k: doc["summary"].get(k) for k in ("xruns", "leak_ref_delay_start_samples", "leak_ref_delay_samples",
+          + str({k: doc["summary"].get(k) for k in ("xruns", "leak_ref_delay_samples", "leak_ref_shift_samples",
                                                     "round_trip_changes", "leak_gains_db")}))
     assert hits >= 0.85 * len(shifted), (hits, misses, fas)
     assert fas <= 0.1 * len(steps) + 1, (hits, misses, fas)
@@ -308,29 +308,44 @@ def test_real_time_replay_plays_to_the_device_and_finds_the_same_steps(virtual_a
 
 def test_session_follows_a_changed_round_trip_and_never_runs_away():
     """The audio path is simulated: what the metronome plays comes back into the 'microphone' 1640 samples
-    later, while the session was told 1000 (a stale calibration).  It must move its reference to the real
-    round trip, then stay there while steps keep sounding (no runaway on rises that are steps)."""
+    later while the session was told 1000 (a stale calibration), and after 20 s the round trip grows by
+    50 ms (an audio server changing its latency).  The detector must follow both and never count a click,
+    while steps keep sounding (no runaway on rises that are steps)."""
     from _signals import bursts
     from stepsound.session import REF_EARLY_S
 
     sr = 44100
-    steps, truth = bursts(sample_rate=sr, duration_s=40.0, cadence_spm=162, noise_rms=0.005, seed=9)
+    steps, truth = bursts(sample_rate=sr, duration_s=40.0, cadence_spm=162, noise_rms=0.005, level=0.3, seed=9)
     core = SessionCore(sr, CoachConfig(target="175"), leak_ref_delay=1000, level_db=-20.0)
-    lag = 1640
-    played = np.zeros(len(steps) + 4096, np.float32)
+    played = np.zeros(len(steps) + 8192, np.float32)
     out = np.zeros(1024, np.float32)
-    moves = []
+    found, clicks_at = [], []
     for start in range(0, len(steps) - 1024, 1024):
+        lag = 1640 if start < 20 * sr else 1640 + int(0.05 * sr)
         mic = steps[start:start + 1024] + played[start:start + 1024]
         core.audio_block(mic, out)
         played[start + lag:start + lag + 1024] += out
+        onsets = np.flatnonzero(np.abs(out) > 0)
+        if onsets.size and (not clicks_at or start + onsets[0] - clicks_at[-1][0] > 2048):
+            clicks_at.append((start + onsets[0], start + onsets[0] + lag))
         for ev in core.events.drain():
             if isinstance(ev, CadenceTick):
                 core.coach.on_tick(ev)
-        if core.track_round_trip():
-            moves.append((start / sr, core.leak_ref_delay))
-    expected = lag - int(round(REF_EARLY_S * sr))
+            elif isinstance(ev, Step):
+                found.append(ev.onset_sample)
+    det = core.engine.detector._core
     hop = core.engine.detector.hop_length
-    assert moves and moves[0][0] < 10.0, moves
-    assert abs(core.leak_ref_delay - expected) <= 2 * hop, (core.leak_ref_delay, expected, moves)
-    assert len(moves) <= 3, moves
+    final = 1000 + det.ref_shift_samples
+    expected = 1640 + int(0.05 * sr) - int(round(REF_EARLY_S * sr))
+    assert abs(final - expected) <= 3 * hop, (final, expected)
+    assert det.shift_changes <= 4
+    arrivals = np.array([a for _, a in clicks_at])
+    true_steps = np.asarray(truth)
+    own = [f for f in found if np.min(np.abs(arrivals - f)) < 0.02 * sr and np.min(np.abs(true_steps - f)) > 0.05 * sr]
+    # while a wrong round trip is being corrected (3 clicks must agree), a click or two may pass
+    assert len([f for f in own if f < 3 * sr]) <= 3, own
+    assert len([f for f in own if 3 * sr < f < 20 * sr]) == 0, own
+    assert len([f for f in own if f > 20 * sr]) <= 2, own
+    assert len([f for f in own if f > 22 * sr]) == 0, own
+    hits = sum(np.min(np.abs(np.array(found) - t)) < 0.05 * sr for t in true_steps)
+    assert hits >= 0.9 * len(true_steps)
