@@ -131,10 +131,14 @@ def test_live_clicks_arrive_at_one_constant_lag(virtual_audio):
     assert not result["late_xruns"], f"xruns during playback: {result['late_xruns'][:5]}"
     clicks, onsets = result["clicks"], result["onsets"]
     assert len(onsets) >= 5, f"no clicks came back from the monitor ({len(onsets)} onsets)"
-    lag = int(onsets[0] - clicks[0])
-    # every click that had time to come back is there, each at the same lag
-    expected = clicks[clicks + lag + result["sound_len"] < result["recorded"]]
-    assert len(onsets) == len(expected), (len(onsets), len(expected))
+    # the lag: for each onset, the delay after the latest click before it; the audio server may swallow
+    # the very first samples of a stream (start-up), so the first click may not come back -- every later one must
+    diffs = [int(o - clicks[clicks <= o].max()) for o in onsets if np.any(clicks <= o)]
+    values, counts = np.unique(diffs, return_counts=True)
+    lag = int(values[np.argmax(counts)])
+    expected = clicks[(clicks + lag + 64 < result["recorded"]) & (clicks + lag >= onsets[0])]
+    assert len(onsets) == len(expected), (len(onsets), len(expected), lag)
+    assert expected[0] <= clicks[1], "more than the first click was lost"
     lags = onsets - expected
     assert lags.max() - lags.min() == 0, f"jitter {lags.max() - lags.min()} samples; lags {np.unique(lags)}"
     assert 0 <= lag < 2 * virtual_audio.sample_rate
