@@ -18,7 +18,6 @@ This is coaching feedback, not a diagnosis.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time

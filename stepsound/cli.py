@@ -26,7 +26,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("plans", "stepsound.plans", "list the built-in cadence plans, or show one"),
     ("devices", "stepsound.device", "list audio devices"),
     ("run", "stepsound.session", "live coaching session: listen, coach, cue (or replay a recording)"),
-    ("calibrate-latency", "stepsound.session:calibrate_latency_command",
+    ("calibrate-latency", "stepsound.roundtrip:calibrate_latency_command",
      "measure the speaker → microphone round trip (so the session never hears itself)"),
     ("history", "stepsound.history:history_command", "list past sessions with trends"),
     ("report", "stepsound.history:report_command", "plot one session (PNG/SVG/PDF/HTML)"),

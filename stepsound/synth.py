@@ -880,7 +880,6 @@ class _Street(_Source):
         self.params = {"mean_car_gap_s": mean_gap, "n_cars": len(cars)}
 
     def _render(self, start, m):
-        fs = self.sample_rate
         t = self._t(start, m)
         env = np.zeros(m)
         tones = np.zeros(m)

@@ -5,7 +5,6 @@ live engine on generated treadmill runs (``stepsound run --input-file --fast``).
 """
 import json
 
-import numpy as np
 import pytest
 
 from stepsound.cli import main
