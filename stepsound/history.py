@@ -103,9 +103,22 @@ def _figure(doc: dict):
         tx = [t for t, _ in tgt] + [end]
         ty = [v for _, v in tgt] + [tgt[-1][1]]
         ax1.step(tx, ty, where="post", color="tab:orange", lw=1.2, ls="--", label="target")
+    on_since = None
     for c in doc["cues"]:
-        if c["kind"] in ("speed_up", "slow_down", "on_target", "land_softer"):
-            ax1.axvline(c["time_s"], color={"land_softer": "tab:red"}.get(c["kind"], "tab:purple"), lw=0.6, alpha=0.6)
+        if c["kind"] == "metronome_on":
+            on_since = c["time_s"]
+        elif c["kind"] == "metronome_off" and on_since is not None:
+            ax1.axvspan(on_since, c["time_s"], color="tab:orange", alpha=0.08, lw=0)
+            on_since = None
+        if c["kind"] in ("speed_up", "slow_down", "on_target", "land_softer", "baseline"):
+            colour = {"land_softer": "tab:red", "baseline": "0.5"}.get(c["kind"], "tab:purple")
+            ax1.axvline(c["time_s"], color=colour, lw=0.8, alpha=0.7)
+            ax1.annotate(c["kind"].replace("_", " "), (c["time_s"], 1.0), xycoords=("data", "axes fraction"),
+                         xytext=(2, -10), textcoords="offset points", fontsize=8, color=colour, rotation=90,
+                         va="top")
+    if on_since is not None:
+        ax1.axvspan(on_since, doc.get("duration_s") or on_since, color="tab:orange", alpha=0.08, lw=0,
+                    label="metronome on")
     ax1.set_ylabel("cadence [steps/min]")
     ax1.legend(loc="lower right", fontsize=8)
     ax1.grid(alpha=0.3)
