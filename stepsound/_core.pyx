@@ -42,6 +42,7 @@ cnp.import_array()
 DEF NB = 4          # signals tracked per hop: 0 broadband, 1 low, 2 mid, 3 high
 DEF NSOS = 6        # biquad sections
 DEF MAXW = 256      # max hops in a feature window
+DEF LOOKBACK_GAP = 2    # hops below the line the look-back may step over
 DEF MAXRISE = 128   # hops of per-band power history (fast + reference windows)
 
 DEF _ONSET = 1
@@ -824,9 +825,10 @@ cdef class StepDetector:
         cdef long long gap
         # look back: the footfall may have begun before the ODF crossing
         # (a heel contact heard in noise, its forefoot slap crossing): walk
-        # back over contiguous hops whose broadband or low-band power stands
-        # clearly above the noise floor.
+        # back over hops whose broadband or low-band power stands clearly above
+        # the noise floor, stepping over at most LOOKBACK_GAP hops that dip.
         cdef long long first = self.cand_hop, j, lim
+        cdef int holes = 0
         cdef int idx
         cdef double g = pow(10.0, self.lookback_db / 10.0)
         cdef double n0 = pow(10.0, self.floor_db[0] / 10.0) * g
@@ -866,6 +868,12 @@ cdef class StepDetector:
             elif ((self.hist[0][idx] >= n0 and self.hist[0][idx] >= lvl0)
                     or (self.hist[1][idx] >= n1 and self.hist[1][idx] >= lvl1)):
                 first = j
+                holes = 0
+                j -= 1
+            elif holes < LOOKBACK_GAP:
+                # a heel thud heard in noise dips below the line for a hop
+                # or two between its contact and the forefoot slap
+                holes += 1
                 j -= 1
             else:
                 break
