@@ -749,12 +749,15 @@ cdef class StepDetector:
                 hi = v
         if hi - lo > 2:
             return
-        shift = (lo + hi) // 2 - 1     # lags count from the unshifted reference; arrival is one hop after
+        # lags count from the unshifted reference.  A click's rise is found
+        # 1-3 hops after its onset; start the veto before that (early is
+        # harmless, late lets the click's first hop through)
+        shift = lo - 3
         if shift < 0:
             shift = 0
         if shift > MAXRISE - 48:
             shift = MAXRISE - 48
-        if shift >= self.ref_shift + 2 or shift <= self.ref_shift - 2:   # a hop of jitter is covered by the hold
+        if shift >= self.ref_shift + 3 or shift <= self.ref_shift - 3:   # a few hops of jitter: keep it
             self.ref_shift = shift
             self.shift_changes += 1
 

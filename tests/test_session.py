@@ -237,7 +237,9 @@ def test_live_session_on_a_real_duplex_device(virtual_audio, tmp_path):
         player.terminate()
         assert proc.returncode == 0, proc.stderr
         doc = json.loads(out.read_text())
-        if doc["summary"]["xruns"] <= 8:
+        # PulseAudio reports 4 input underflows at every stream start (VIRTUAL_AUDIO.md); a later xrun
+        # shifts input against output: retry once in that case
+        if doc["summary"]["xruns"] <= 4:
             break
     steps = np.array([s["time_s"] for s in doc["steps"]])
     clicks = np.array(doc["clicks_s"])
@@ -270,7 +272,13 @@ def test_live_session_on_a_real_duplex_device(virtual_audio, tmp_path):
     rt = (doc["summary"]["leak_ref_delay_samples"] / rate) + 0.003
     arrivals = clicks + rt
     own = [t for t in steps if np.min(np.abs(arrivals - t)) < 0.02 and np.min(np.abs(shifted - t)) > 0.05]
-    assert own == []
+    if doc["summary"]["xruns"] <= 4:
+        assert own == []
+    else:
+        # an xrun moved the round trip mid-session (both tries): the detector re-aligns within about a second,
+        # one or two clicks may pass meanwhile (README, "Hearing itself"), and `arrivals` (computed from the
+        # first alignment) is stale after it
+        assert len(own) <= 2, own
     assert doc["summary"]["status"] == "complete"
     assert sf.info(str(tmp_path / "mic.flac")).duration == pytest.approx(25.0, abs=1.0)
 
