@@ -866,7 +866,9 @@ cdef class StepDetector:
             idx = <int> ((self.hist_pos - 1 - (self.hop_index - j) + 4 * MAXRISE) % MAXRISE)
             if self.leak_hist[0][idx] > 0.0 or self.leak_hist[1][idx] > 0.0:
                 # our own click sounds here: look through it (it neither ends
-                # the footfall nor can be its start)
+                # the footfall nor can be its start), but beyond it accept only
+                # hops that pass outright (no dips stepped over)
+                holes = LOOKBACK_GAP
                 j -= 1
             elif ((self.hist[0][idx] >= n0 and self.hist[0][idx] >= lvl0)
                     or (self.hist[1][idx] >= n1 and self.hist[1][idx] >= lvl1)):
