@@ -261,7 +261,7 @@ def test_live_session_on_a_real_duplex_device(virtual_audio, tmp_path):
         shifted += list(t[(t >= w0) & (t < w0 + 3.0) & (t > steps[0] - 0.2) & (t < steps[-1] + 0.2)])
     shifted = np.array(shifted)
     hits, misses, fas, err = match(np.round(steps * 1000), np.round(shifted * 1000), 50)
-    # measured on this machine: 62-64 of 68-69 steps within 50 ms; the rest are mostly steps whose heel
+    # measured on this machine: 66-68 of 67-68 steps within 50 ms; the rest are mostly steps whose heel
     # contact fell just after one of our click onsets
     print(f"live end-to-end: {hits} of {len(shifted)} steps within 50 ms, {fas} extra, {misses} missed; "
           + str({k: doc["summary"].get(k) for k in ("xruns", "leak_ref_delay_samples", "leak_ref_shift_samples",
