@@ -65,8 +65,9 @@ FEATURE_NAMES = (
     "second_impact_ms",   # its delay after the first maximum, ms (nan: none)
     "odf_peak",           # peak of the onset detection function for this step
     "noise_db",           # broadband noise floor at the onset, dBFS
+    "pre_onset_db",       # broadband power in the pre-onset window re the background before it, dB (nan: not measurable)
 )
-DEF NFEAT = 12
+DEF NFEAT = 13
 
 cdef inline double _bq(double v, double* c, double* z1, double* z2) noexcept nogil:
     """One biquad step (transposed direct form II); c = (b0, b1, b2, 1, a1, a2)."""
@@ -124,6 +125,14 @@ cdef class StepDetector:
         How far before the ODF crossing the onset may be moved back, over
         contiguous hops standing ``lookback_db`` above the noise floor (a heel
         contact heard in noise before its louder forefoot slap).
+    pre_window_s : float [seconds]
+        Length of the window just before the refined onset whose mean
+        broadband power, re the background (median hop power of the 30 hops
+        before the window), is the ``pre_onset_db`` feature: a heel contact
+        too quiet for the look-back still raises it.  Hops of an earlier
+        step's feature window, and (in reference mode) hops where our own
+        output is audible above the noise floor, are left out.  Shortened to
+        fit the power history after the look-back span.
     abs_floor_db : float [dBFS]
         Levels below this are treated as silence.
     level_gate_db : float [dB]
@@ -157,7 +166,7 @@ cdef class StepDetector:
     cdef double refractory_fraction, up_db, down_db, warm_up_db, down_warm_db
     cdef int warm_hops, settle_hops
     cdef double margin_db, thr_abs, thr_rel, abs_floor_db, lookback_db
-    cdef int lookback_hops
+    cdef int lookback_hops, pre_hops
     # per-sample state
     cdef readonly long long sample_index
     cdef int hop_pos
@@ -183,6 +192,7 @@ cdef class StepDetector:
     # current step (feature collection)
     cdef long long cur_onset_sample, cur_detect_sample, cur_onset_hop
     cdef double cur_odf_peak
+    cdef double cur_pre_db
     cdef double cur_noise[NB]
     cdef double win[NB][MAXW]
     cdef double win_peak[MAXW]
@@ -203,6 +213,7 @@ cdef class StepDetector:
     cdef double racc[NB]
     cdef double ref_hold[NB]
     cdef double leak_hist[NB][MAXRISE]
+    cdef double out_hist[MAXRISE]     # broadband level our own output may reach in each hop
     cdef double rref[NB][MAXRISE]
     cdef long long veto_until[NB]
     cdef int veto_hops
@@ -226,7 +237,8 @@ cdef class StepDetector:
                  double threshold_abs=6.0, double threshold_rel=0.3,
                  double confirm_s=0.008, double abs_floor_db=-100.0,
                  fast_windows_s=(0.008, 0.02, 0.005, 0.004), double lookback_s=0.08,
-                 double lookback_db=8.0, double level_gate_db=20.0, int capacity=64):
+                 double lookback_db=8.0, double pre_window_s=0.06, double level_gate_db=20.0,
+                 int capacity=64):
         cdef int i, j
         if not (8000 <= sample_rate <= 192000):
             raise ValueError(f"sample_rate={sample_rate} must be between 8000 and 192000 Hz")
@@ -272,6 +284,10 @@ cdef class StepDetector:
             raise ValueError(f"lookback_s={lookback_s} must be between 0 and 0.2 s")
         self.lookback_hops = min(MAXRISE - self.confirm_hops - 8, <int> (lookback_s / hop_s + 0.5))
         self.lookback_db = lookback_db
+        if not (isfinite(pre_window_s) and 0 < pre_window_s <= 0.2):
+            raise ValueError(f"pre_window_s={pre_window_s} must be between 0 and 0.2 s")
+        self.pre_hops = max(1, min(MAXRISE - 8 - self.confirm_hops - self.lookback_hops,
+                                   <int> (pre_window_s / hop_s + 0.5)))
         self.gate_db = level_gate_db
         self.early_gate_db = 6.0
         self.ref_decay = pow(10.0, -hop_s / 0.02)      # reference hold: -10 dB per 20 ms
@@ -339,6 +355,8 @@ cdef class StepDetector:
             for j in range(MAXRISE):
                 self.leak_hist[i][j] = 0.0
                 self.rref[i][j] = 0.0
+        for j in range(MAXRISE):
+            self.out_hist[j] = 0.0
         self.use_ref = False
         self.ref_onset_hop = -1
         self.pre_level = 0.0
@@ -362,6 +380,7 @@ cdef class StepDetector:
         self.n_steps_seen = 0
         self.n_intervals = 0
         self.collecting = 0
+        self.cur_onset_hop = -(1 << 40)
         self.win_len = 0
         self.n_events = 0
         self.nonfinite_count = 0
@@ -703,6 +722,7 @@ cdef class StepDetector:
                     prev = self.rref[b][j]
             if b == 0:
                 self._track_lag(h, raw, prev_raw, p, noise)
+                self.out_hist[self.hist_pos] = self.ref_hold[0] * pow(10.0, (self.leak_db[0] + self.leak_margin_db) / 10.0)
             if r > 1e-13 and r > 2.0 * prev:
                 # as long as the input's rise measure (fast window + reference
                 # window) can still see this onset
@@ -939,6 +959,8 @@ cdef class StepDetector:
         else:
             self.step_db += 0.1 * (self.cand_level - self.step_db)
         self.n_steps_seen += 1
+        # the previous step's onset hop is still in cur_onset_hop here
+        self.cur_pre_db = self._pre_onset_db(onset // self.hop_length, self.cur_onset_hop + self.feature_hops)
         self.cur_onset_sample = onset
         self.cur_detect_sample = self.sample_index
         # the feature window starts at the hop of the (refined) onset, so a heel
@@ -956,6 +978,33 @@ cdef class StepDetector:
             self.onset_v[self.n_events] = onset
             self.detect_v[self.n_events] = self.sample_index
             self.n_events += 1
+
+    cdef double _pre_onset_db(self, long long onset_hop, long long not_before) noexcept nogil:
+        """Mean broadband power of the ``pre_hops`` hops before onset_hop re the
+        background just before them (median hop power) [dB]: a heel contact
+        the onset missed raises it.  Hops before ``not_before`` (an earlier
+        step) or where our own output is audible are left out; NaN when none
+        is left or there is no background yet."""
+        cdef long long j
+        cdef int idx, n = 0
+        cdef double total = 0.0, bg
+        cdef double noise = pow(10.0, self.floor_db[0] / 10.0)
+        if self.floor_db[0] == HUGE_VAL:
+            return NAN
+        for j in range(onset_hop - self.pre_hops, onset_hop):
+            if j < 0 or j < not_before or self.hop_index - j >= MAXRISE - 1:
+                continue
+            idx = <int> ((self.hist_pos - 1 - (self.hop_index - j) + 4 * MAXRISE) % MAXRISE)
+            if self.out_hist[idx] > noise:
+                continue
+            total += self.hist[0][idx]
+            n += 1
+        if n == 0 or noise <= 0.0:
+            return NAN
+        bg = self._median_hop_power(0, onset_hop - self.pre_hops)
+        if bg <= 0.0:
+            return NAN
+        return _db(total / n) - _db(bg)
 
     cdef void _backfill(self) noexcept nogil:
         """Fill the feature window with the hops from the onset to now."""
@@ -1059,6 +1108,7 @@ cdef class StepDetector:
             f[9] = NAN
         f[10] = self.cur_odf_peak
         f[11] = _db(self.cur_noise[0])
+        f[12] = self.cur_pre_db
         self.kinds_v[self.n_events] = _STEP
         self.onset_v[self.n_events] = self.cur_onset_sample
         self.detect_v[self.n_events] = self.cur_detect_sample

@@ -51,6 +51,9 @@ class DetectorConfig:
         ODF threshold as a fraction of the recent steps' typical ODF peak.
     confirm_s : float [seconds]
         Longest wait before committing a step (bounds the detection latency).
+    pre_window_s : float [seconds]
+        Window just before each onset whose broadband power re the noise
+        floor is the ``pre_onset_db`` feature (a heel contact the onset missed).
     band_weights : tuple of 4 floats
         ODF weights of the broadband, low (<300 Hz), mid (0.3–2 kHz) and high
         (2–8 kHz) bands.
@@ -69,6 +72,7 @@ class DetectorConfig:
     threshold_abs: float = 8.0
     threshold_rel: float = 0.4
     confirm_s: float = 0.008
+    pre_window_s: float = 0.06
     band_weights: tuple = (1.0, 0.5, 1.0, 1.0)
 
     def replace(self, **changes) -> "DetectorConfig":
@@ -211,7 +215,7 @@ class Detector:
                 feature_window_s=c.feature_window_s, energy_window_s=c.energy_window_s,
                 floor_up_db_s=c.floor_up_db_s, floor_down_db_s=c.floor_down_db_s, rise_s=c.rise_s,
                 excess_margin_db=c.excess_margin_db, threshold_abs=c.threshold_abs,
-                threshold_rel=c.threshold_rel, confirm_s=c.confirm_s,
+                threshold_rel=c.threshold_rel, confirm_s=c.confirm_s, pre_window_s=c.pre_window_s,
                 fast_windows_s=np.asarray(c.fast_windows_s, float), capacity=64)
         except ValueError as exc:
             raise ParameterError(str(exc)) from None

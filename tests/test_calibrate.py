@@ -136,10 +136,17 @@ def test_one_class_only_and_too_few_steps_in_the_model(recordings):
 
 def test_strike_vector_is_gain_invariant():
     f = {"low_db": -30.0, "mid_db": -33.0, "high_db": -41.0, "energy_db": -29.0, "peak_db": -14.0,
-         "attack_ms": 40.0, "second_impact_db": -8.0, "second_impact_ms": 30.0}
-    g = {k: (v + 17.0 if k.endswith("_db") and k != "second_impact_db" else v) for k, v in f.items()}
+         "attack_ms": 40.0, "second_impact_db": -8.0, "second_impact_ms": 30.0, "pre_onset_db": 3.5}
+    relative = ("second_impact_db", "pre_onset_db")   # dB re the step itself / its background
+    g = {k: (v + 17.0 if k.endswith("_db") and k not in relative else v) for k, v in f.items()}
     np.testing.assert_allclose(strike_vector(f), strike_vector(g), atol=1e-9)
     assert strike_vector(f).shape == (len(STRIKE_FEATURES),)
+    pre = STRIKE_FEATURES.index("pre_onset_db")
+    assert strike_vector(f)[pre] == 3.5
+    # not measurable (our own click before the step): nothing heard, not a missing feature
+    for unmeasured in (float("nan"), None):
+        v = strike_vector({**f, "pre_onset_db": unmeasured})
+        assert v[pre] == 0.0 and np.all(np.isfinite(v))
 
 
 def test_uncertain_for_unseen_landings(recordings, capsys):

@@ -165,3 +165,57 @@ def test_biquad_design_matches_scipy():
             for f in (40.0, 300.0, 2000.0, 0.45 * rate):
                 ref = signal.butter(2, f, btype=kind, fs=rate, output="sos")[0]
                 assert np.allclose(butter2(kind, f, rate), ref, rtol=1e-9, atol=1e-12), (rate, kind, f)
+
+
+def _quiet_contacts(x, onsets, sample_rate, amp, before_s):
+    """x plus a quiet, decaying 100 Hz thud (peak ``amp``) ``before_s`` [seconds] before each onset."""
+    n = int(0.04 * sample_rate)
+    t = np.arange(n) / sample_rate
+    y = x.copy()
+    for o in onsets:
+        a = o - int(before_s * sample_rate)
+        y[a:a + n] += (amp * np.sin(2 * np.pi * 100 * t) * np.exp(-t / 0.02)).astype(np.float32)
+    return y
+
+
+def _pre_onset(events, onsets, sample_rate):
+    """pre_onset_db of the steps whose onset is within 10 ms of a true one, by true onset."""
+    out = {}
+    for e in events:
+        if isinstance(e, StepFeatures):
+            j = int(np.argmin(np.abs(onsets - e.onset_sample)))
+            if abs(onsets[j] - e.onset_sample) < 0.01 * sample_rate:
+                out[j] = e["pre_onset_db"]
+    return out
+
+
+def test_pre_onset_db_hears_a_quiet_contact_the_onset_missed():
+    sr = 16000
+    x, onsets = bursts(sample_rate=sr, duration_s=10.0, noise_rms=0.01, seed=5)
+    plain = _pre_onset(Detector(sr).process(x), onsets, sr)
+    # a heel-like thud 50 ms before each burst, too quiet for the look-back
+    thud = _pre_onset(Detector(sr).process(_quiet_contacts(x, onsets, sr, 0.03, 0.05)), onsets, sr)
+    both = sorted(set(plain) & set(thud))
+    assert len(plain) >= 25 and len(both) >= 22   # the onsets stay on the bursts
+    assert abs(np.median(list(plain.values()))) < 1.0   # noise only before the step: about 0 dB
+    rise = np.array([thud[j] - plain[j] for j in both])
+    assert np.median(rise) > 1.5 and np.mean(rise > 0.5) > 0.9
+
+
+def test_pre_onset_db_leaves_out_our_own_clicks():
+    sr = 16000
+    x, onsets = bursts(sample_rate=sr, duration_s=10.0, noise_rms=0.01, seed=5)
+    rng = np.random.default_rng(1)
+    n = int(0.02 * sr)
+    click = (rng.normal(0.0, 1.0, n) * np.exp(-np.arange(n) / (0.004 * sr))).astype(np.float32)
+    y, ref = x.copy(), np.zeros_like(x)
+    for o in onsets:   # our click, heard back 40 ms before each step
+        a = o - int(0.04 * sr)
+        y[a:a + n] += 0.05 * click
+        ref[a:a + n] += 0.5 * click
+    plain = _pre_onset(Detector(sr).process(x), onsets, sr)
+    with_ref = _pre_onset(Detector(sr).process(y, ref), onsets, sr)
+    both = sorted(set(plain) & set(with_ref))
+    assert len(both) >= 25
+    diff = np.array([with_ref[j] - plain[j] for j in both if np.isfinite(with_ref[j])])
+    assert len(diff) >= 20 and abs(np.median(diff)) < 0.5
