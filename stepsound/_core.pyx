@@ -164,7 +164,8 @@ cdef class StepDetector:
     cdef int min_interval_hops, feature_hops, energy_hops, rise_hops, confirm_hops
     cdef int fast_hops[NB]
     cdef double refractory_fraction, up_db, down_db, warm_up_db, down_warm_db
-    cdef int warm_hops, settle_hops
+    cdef int warm_hops, settle_hops, window_hops
+    cdef double silence_power
     cdef double margin_db, thr_abs, thr_rel, abs_floor_db, lookback_db
     cdef int lookback_hops, pre_hops
     # per-sample state
@@ -186,6 +187,8 @@ cdef class StepDetector:
     cdef double gate_db, early_gate_db
     cdef long long last_onset_hop
     cdef double step_level     # typical ODF peak of recent steps (tracked)
+    cdef long long first_signal_hop   # first hop that was not digital silence (-1: none yet)
+    cdef long long last_silent_hop    # latest hop of digital silence
     cdef int n_steps_seen
     cdef long long intervals[8]
     cdef int n_intervals
@@ -299,6 +302,11 @@ cdef class StepDetector:
         self.down_db = floor_down_db_s * hop_s
         self.warm_hops = <int> (1.0 / hop_s)
         self.settle_hops = <int> (0.1 / hop_s)   # filters and noise floors settle: no steps yet
+        self.window_hops = self.rise_hops + 1     # hops a rise looks back over (fast + reference windows)
+        for i in range(NB):
+            if self.fast_hops[i] + self.rise_hops + 1 > self.window_hops:
+                self.window_hops = self.fast_hops[i] + self.rise_hops + 1
+        self.silence_power = pow(10.0, abs_floor_db / 10.0)
         self.margin_db = excess_margin_db
         self.thr_abs = threshold_abs
         self.thr_rel = threshold_rel
@@ -377,6 +385,8 @@ cdef class StepDetector:
         self.step_db = -300.0
         self.last_onset_hop = -(1 << 40)
         self.step_level = 0.0
+        self.first_signal_hop = -1
+        self.last_silent_hop = -(1 << 40)
         self.n_steps_seen = 0
         self.n_intervals = 0
         self.collecting = 0
@@ -562,13 +572,20 @@ cdef class StepDetector:
         cdef long long h = self.hop_index
         cdef int refractory
         odf = 0.0
-        up = self.up_db
-        down = self.down_db
-        if h < self.warm_hops:
-            up = up * 10.0
-            down = down * 10.0
         for b in range(NB):
             self.hist[b][self.hist_pos] = self.acc[b] * inv
+        # digital silence (a stream's first buffers, a dropout, a gated input)
+        # tells nothing about the noise floor: the floors start, and warm up,
+        # with the first hop of sound
+        if self.hist[0][self.hist_pos] <= self.silence_power:
+            self.last_silent_hop = h
+        elif self.first_signal_hop < 0:
+            self.first_signal_hop = h
+        up = self.up_db
+        down = self.down_db
+        if self.first_signal_hop < 0 or h < self.first_signal_hop + self.warm_hops:
+            up = up * 10.0
+            down = down * 10.0
         if self.use_ref:
             self._suppress_leak(h)
         for b in range(NB):
@@ -589,9 +606,9 @@ cdef class StepDetector:
             if lowest < self.abs_floor_db:
                 lowest = self.abs_floor_db
             rise = e[b] - lowest - self.margin_db
-            if self.floor_db[b] == HUGE_VAL:
+            if self.floor_db[b] == HUGE_VAL and self.first_signal_hop >= 0:
                 self.floor_db[b] = e[b]
-            excess = e[b] - self.floor_db[b] - self.margin_db
+            excess = e[b] - self.floor_db[b] - self.margin_db   # -inf before any sound
             contrib = excess if excess < rise else rise
             if self.use_ref and self.leak_hist[b][self.hist_pos] > 0.0:
                 # our own output is sounding: count only what stands above it
@@ -601,7 +618,7 @@ cdef class StepDetector:
             if contrib > 0.0:
                 odf += self.weights[b] * contrib
             # noise floor quantile tracker (not updated while a step sounds)
-            if self.collecting == 0 or h >= self.cur_onset_hop + self.feature_hops:
+            if self.floor_db[b] != HUGE_VAL and (self.collecting == 0 or h >= self.cur_onset_hop + self.feature_hops):
                 if e[b] > self.floor_db[b]:
                     self.floor_db[b] += up
                 else:
@@ -633,7 +650,7 @@ cdef class StepDetector:
                 refractory = k
         if self.state == 0:
             if (odf > thr and h - self.last_onset_hop >= refractory and not self.collecting
-                    and h >= self.settle_hops):
+                    and self.first_signal_hop >= 0 and h >= self.first_signal_hop + self.settle_hops):
                 self.state = 1
                 self.cand_hop = h
                 self.cand_peak = odf
@@ -943,22 +960,23 @@ cdef class StepDetector:
         elif self.n_steps_seen > 0:
             self.n_intervals = 0       # long pause: forget the old rhythm
         self.last_onset_hop = self.cand_hop
-        # typical step ODF level: fast start, then slow
-        if self.n_steps_seen < 4:
-            if self.cand_peak > self.step_level:
-                self.step_level = self.cand_peak
+        # typical step ODF level: fast start, then slow; a sound that rose out
+        # of digital silence (a click in a silent room, sound returning after
+        # a dropout) rose from nothing and says nothing about this runner's steps
+        if self.cand_hop - self.last_silent_hop > self.window_hops:
+            if self.n_steps_seen < 4:
+                if self.cand_peak > self.step_level:
+                    self.step_level = self.cand_peak
+                else:
+                    self.step_level = 0.5 * (self.step_level + self.cand_peak)
+                if self.cand_level > self.step_db:
+                    self.step_db = self.cand_level
+                else:
+                    self.step_db = 0.5 * (self.step_db + self.cand_level)
             else:
-                self.step_level = 0.5 * (self.step_level + self.cand_peak)
-        else:
-            self.step_level += 0.1 * (self.cand_peak - self.step_level)
-        if self.n_steps_seen < 4:
-            if self.cand_level > self.step_db:
-                self.step_db = self.cand_level
-            else:
-                self.step_db = 0.5 * (self.step_db + self.cand_level)
-        else:
-            self.step_db += 0.1 * (self.cand_level - self.step_db)
-        self.n_steps_seen += 1
+                self.step_level += 0.1 * (self.cand_peak - self.step_level)
+                self.step_db += 0.1 * (self.cand_level - self.step_db)
+            self.n_steps_seen += 1
         # the previous step's onset hop is still in cur_onset_hop here
         self.cur_pre_db = self._pre_onset_db(onset // self.hop_length, self.cur_onset_hop + self.feature_hops)
         self.cur_onset_sample = onset

@@ -42,3 +42,68 @@ def match(found, truth, tolerance):
             errors.append(found[best] - t)
     hits = len(errors)
     return hits, len(truth) - hits, len(found) - hits, np.array(errors)
+
+
+def locate_in_recording(recording, recording_rate, source, source_rate, times_s, *, half_window_s=0.3,
+                        search_s=0.6, min_corr=0.5, lag_range_s=None):
+    """Where moments of ``source`` ended up in a ``recording`` of it (a loopback capture).
+
+    A player that underruns plays gaps, and a capture that overflows drops samples, so the
+    source's clock and the recording's drift apart by unknown jumps.  Each moment is found
+    by its own waveform: the ``±half_window_s`` around it in the source is cross-correlated
+    with the recording around the global alignment (``±search_s``).
+
+    Parameters
+    ----------
+    recording, source : np.ndarray [shape=(n,), float]
+    recording_rate, source_rate : int [Hz]
+    times_s : array-like [s]
+        Moments of the source.
+    half_window_s, search_s : float [s]
+    min_corr : float
+        Normalised correlation a match must reach (else NaN: not in the recording).
+    lag_range_s : (float, float) or None [s]
+        Where the recording can start relative to the source (recording time - source
+        time), e.g. ``(-30, 5)``; limits the global alignment (a looped noise bed in the
+        source can match elsewhere).
+
+    Returns
+    -------
+    np.ndarray [shape=(len(times_s),), s]
+        Times in the recording, NaN where a moment was not captured.
+    """
+    from math import gcd
+
+    from scipy.signal import correlate, resample_poly
+
+    rate = 11025
+    def to_rate(x, r):
+        g = gcd(int(r), rate)
+        return resample_poly(np.asarray(x, np.float64), rate // g, int(r) // g)
+
+    rec, src = to_rate(recording, recording_rate), to_rate(source, source_rate)
+    # global alignment: recording time = source time + lag
+    full = correlate(rec, src, mode="full", method="fft")
+    if lag_range_s is not None:
+        lags = (np.arange(len(full)) - (len(src) - 1)) / rate
+        full[(lags < lag_range_s[0]) | (lags > lag_range_s[1])] = -np.inf
+    lag0 = (int(np.argmax(full)) - (len(src) - 1)) / rate
+    h, s = int(half_window_s * rate), int(search_s * rate)
+    rec_energy = np.concatenate([[0.0], np.cumsum(rec ** 2)])
+    out = np.full(len(times_s), np.nan)
+    for i, t in enumerate(np.asarray(times_s, float)):
+        c = int(round(t * rate))
+        if c - h < 0 or c + h > len(src):
+            continue
+        tmpl = src[c - h:c + h]
+        lo = max(0, int(round((t + lag0) * rate)) - h - s)
+        hi = min(len(rec), int(round((t + lag0) * rate)) + h + s)
+        if hi - lo < len(tmpl):
+            continue
+        xc = correlate(rec[lo:hi], tmpl, mode="valid", method="fft")
+        energy = rec_energy[lo + len(tmpl):hi + 1] - rec_energy[lo:hi - len(tmpl) + 1]
+        norm = xc / np.sqrt(np.maximum(energy, 1e-20) * np.sum(tmpl ** 2))
+        k = int(np.argmax(norm))
+        if norm[k] >= min_corr:
+            out[i] = (lo + k + h) / rate
+    return out
