@@ -61,6 +61,21 @@ def test_finds_steps_with_accurate_onsets():
     assert np.max(np.abs(err)) < 0.005 * 44100  # within 5 ms
 
 
+@pytest.mark.parametrize("lead_s", [0.0, 0.18, 2.0])
+def test_digital_silence_before_and_within_the_sound_loses_no_steps(lead_s):
+    """A stream often starts with buffers of exact zeros, and a dropout zeroes a stretch: neither may set the
+    noise floor or the typical step level (0.18 s of leading zeros once cost half the steps of a run)."""
+    sr = 16000
+    x, onsets = bursts(sample_rate=sr, duration_s=20.0, noise_rms=0.01, level=0.1, seed=11)
+    gap = onsets[25] + int(0.15 * sr)                          # between two steps (their bursts last 80 ms)
+    x[gap:gap + int(0.05 * sr)] = 0.0                           # a 50 ms dropout
+    lead = int(lead_s * sr)
+    y = np.concatenate([np.zeros(lead, np.float32), x, np.zeros(int(0.2 * sr), np.float32)])
+    found = [e.onset_sample - lead for e in Detector(sr).process(y) if isinstance(e, StepFeatures)]
+    hits, misses, fas, _ = match(found, onsets, int(0.01 * sr))
+    assert hits > 50 and misses == 0 and fas == 0, (hits, misses, fas)
+
+
 def test_every_onset_gets_features_and_latency_is_bounded():
     x, truth = bursts(sample_rate=16000, duration_s=10.0, seed=2)
     det = Detector(16000)
