@@ -255,14 +255,15 @@ def test_live_session_on_a_real_duplex_device(virtual_audio, tmp_path):
     assert len(shifted) > 50, "the recording was not captured"
     steps = steps[(steps > 0.45) & (steps < span - 0.15)]
     hits, misses, fas, err = match(np.round(steps * 1000), np.round(shifted * 1000), 50)
-    # measured on this machine: 66-68 of 67-68 steps within 50 ms; the rest are mostly steps whose heel
-    # contact fell just after one of our click onsets
+    # measured on this machine: 63-66 of 65-66 steps within 50 ms, 0-1 extra; the misses are mostly steps
+    # whose heel contact fell just after one of our click onsets
     print(f"live end-to-end: {hits} of {len(shifted)} steps within 50 ms, {fas} extra, {misses} missed; "
           + str({k: doc["summary"].get(k) for k in ("xruns", "leak_ref_delay_samples", "leak_ref_shift_samples",
                                                     "round_trip_changes", "leak_gains_db")}))
     unmatched = lambda a, b: [round(float(t), 2) for t in a if np.min(np.abs(b - t), initial=9) > 0.05]
     print("missed (recording time, s):", unmatched(shifted, steps), "extra:", unmatched(steps, shifted))
-    # an xrun in both tries (a loaded 2-core machine) shifts input against the recording within a window
+    # an xrun in both tries (a loaded 2-core machine) moves the round trip mid-session: clicks until the detector
+    # re-aligns (about a second) can mask steps
     clean = doc["summary"]["xruns"] <= 4
     assert hits >= (0.85 if clean else 0.8) * len(shifted), (hits, misses, fas)
     assert fas <= (0.1 if clean else 0.15) * len(steps) + 1, (hits, misses, fas)
