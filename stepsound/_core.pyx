@@ -164,7 +164,7 @@ cdef class StepDetector:
     cdef int min_interval_hops, feature_hops, energy_hops, rise_hops, confirm_hops
     cdef int fast_hops[NB]
     cdef double refractory_fraction, up_db, down_db, warm_up_db, down_warm_db
-    cdef int warm_hops, settle_hops, window_hops
+    cdef int warm_hops, settle_hops
     cdef double silence_power
     cdef double margin_db, thr_abs, thr_rel, abs_floor_db, lookback_db
     cdef int lookback_hops, pre_hops
@@ -302,10 +302,6 @@ cdef class StepDetector:
         self.down_db = floor_down_db_s * hop_s
         self.warm_hops = <int> (1.0 / hop_s)
         self.settle_hops = <int> (0.1 / hop_s)   # filters and noise floors settle: no steps yet
-        self.window_hops = self.rise_hops + 1     # hops a rise looks back over (fast + reference windows)
-        for i in range(NB):
-            if self.fast_hops[i] + self.rise_hops + 1 > self.window_hops:
-                self.window_hops = self.fast_hops[i] + self.rise_hops + 1
         self.silence_power = pow(10.0, abs_floor_db / 10.0)
         self.margin_db = excess_margin_db
         self.thr_abs = threshold_abs
@@ -960,23 +956,20 @@ cdef class StepDetector:
         elif self.n_steps_seen > 0:
             self.n_intervals = 0       # long pause: forget the old rhythm
         self.last_onset_hop = self.cand_hop
-        # typical step ODF level: fast start, then slow; a sound that rose out
-        # of digital silence (a click in a silent room, sound returning after
-        # a dropout) rose from nothing and says nothing about this runner's steps
-        if self.cand_hop - self.last_silent_hop > self.window_hops:
-            if self.n_steps_seen < 4:
-                if self.cand_peak > self.step_level:
-                    self.step_level = self.cand_peak
-                else:
-                    self.step_level = 0.5 * (self.step_level + self.cand_peak)
-                if self.cand_level > self.step_db:
-                    self.step_db = self.cand_level
-                else:
-                    self.step_db = 0.5 * (self.step_db + self.cand_level)
+        # typical step ODF level: fast start, then slow
+        if self.n_steps_seen < 4:
+            if self.cand_peak > self.step_level:
+                self.step_level = self.cand_peak
             else:
-                self.step_level += 0.1 * (self.cand_peak - self.step_level)
-                self.step_db += 0.1 * (self.cand_level - self.step_db)
-            self.n_steps_seen += 1
+                self.step_level = 0.5 * (self.step_level + self.cand_peak)
+            if self.cand_level > self.step_db:
+                self.step_db = self.cand_level
+            else:
+                self.step_db = 0.5 * (self.step_db + self.cand_level)
+        else:
+            self.step_level += 0.1 * (self.cand_peak - self.step_level)
+            self.step_db += 0.1 * (self.cand_level - self.step_db)
+        self.n_steps_seen += 1
         # the previous step's onset hop is still in cur_onset_hop here
         self.cur_pre_db = self._pre_onset_db(onset // self.hop_length, self.cur_onset_hop + self.feature_hops)
         self.cur_onset_sample = onset
@@ -1002,13 +995,13 @@ cdef class StepDetector:
         background just before them (median hop power) [dB]: a heel contact
         the onset missed raises it.  Hops before ``not_before`` (an earlier
         step) or where our own output is audible are left out; NaN when none
-        is left or there is no background yet."""
+        is left, or there is no background yet (digital silence in the windows)."""
         cdef long long j
         cdef int idx, n = 0
         cdef double total = 0.0, bg
         cdef double noise = pow(10.0, self.floor_db[0] / 10.0)
-        if self.floor_db[0] == HUGE_VAL:
-            return NAN
+        if self.floor_db[0] == HUGE_VAL or self.last_silent_hop >= onset_hop - self.pre_hops - 30:
+            return NAN      # digital silence in the windows: no background to compare with
         for j in range(onset_hop - self.pre_hops, onset_hop):
             if j < 0 or j < not_before or self.hop_index - j >= MAXRISE - 1:
                 continue

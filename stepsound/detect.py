@@ -52,8 +52,10 @@ class DetectorConfig:
     confirm_s : float [seconds]
         Longest wait before committing a step (bounds the detection latency).
     pre_window_s : float [seconds]
-        Window just before each onset whose broadband power re the noise
-        floor is the ``pre_onset_db`` feature (a heel contact the onset missed).
+        Window just before each onset whose mean broadband power, re the
+        background before it (median hop power of the 30 hops before the
+        window), is the ``pre_onset_db`` feature (a heel contact the onset
+        missed); NaN when digital silence or our own output fills the windows.
     band_weights : tuple of 4 floats
         ODF weights of the broadband, low (<300 Hz), mid (0.3–2 kHz) and high
         (2–8 kHz) bands.

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stepsound.errors import ParameterError, StoreError
-from stepsound.strike import CalibrationReport, StrikeClassifier
+from stepsound.strike import STRIKE_FEATURES, CalibrationReport, StrikeClassifier
 
 __all__ = ["PROFILE_SCHEMA", "RunnerProfile", "data_dir", "profiles_dir", "profile_path", "check_name",
            "save_profile", "load_profile", "list_profiles", "delete_profile"]
@@ -127,6 +127,11 @@ class RunnerProfile:
         if schema > PROFILE_SCHEMA:
             raise StoreError(f"{where}: profile schema {schema} is newer than this stepsound understands "
                              f"({PROFILE_SCHEMA}); upgrade stepsound or calibrate again")
+        clf = doc.get("strike_classifier")
+        features = clf.get("features") if isinstance(clf, dict) else None
+        if isinstance(features, list) and tuple(features) != STRIKE_FEATURES:
+            raise StoreError(f"{where}: made by an older stepsound, whose landing features differ from this "
+                             f"version's; calibrate again")
         try:
             heavy = doc.get("heavy_db")
             spread = doc.get("step_spread_db")
