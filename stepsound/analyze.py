@@ -187,12 +187,16 @@ class _open_out:
             raise StepsoundError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
         return self.fh
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
+        name = "standard output" if self.path == "-" else self.path
+        failed = exc if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) else None
         if self.fh is not None:
             try:
                 self.fh.close()
             except OSError as err:
-                raise StepsoundError(f"{self.path}: cannot write ({err.strerror or err})") from None
+                failed = failed or err
+        if failed is not None:
+            raise StepsoundError(f"{name}: cannot write ({failed.strerror or failed})") from None
         return False
 
 
@@ -307,9 +311,21 @@ def _worker(path: str, block_size: int, engine_factory=None):
         return None, f"{path}: out of memory"
 
 
+INTERRUPTED = "interrupted"
+
+
+def _ignore_sigint():
+    """Worker initializer: Ctrl-C is the parent's to handle (no traceback from each worker)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run(args) -> int:
     if args.block_size < 1:
         raise ParameterError(f"--block-size={args.block_size} must be a positive number of samples")
+    if args.jobs < 0:
+        raise ParameterError(f"--jobs={args.jobs} must be 0 (all cores) or a positive number of workers")
     paths = find_audio_files(args.paths)
     if not paths:
         raise AudioFileError(f"{', '.join(args.paths)}: no audio files found")
@@ -321,23 +337,39 @@ def run(args) -> int:
     errors: list = [None] * len(paths)
     progress = _Progress(enabled=not args.quiet and sys.stderr.isatty(), total=len(paths))
     jobs = args.jobs or os.cpu_count() or 1
+    interrupted = False
     with progress:
         if len(paths) == 1 or jobs == 1:
-            for i, path in enumerate(paths):
-                try:
-                    results[i] = analyze_file(path, block_size=args.block_size, engine_factory=factory,
-                                              on_progress=progress.file_progress if len(paths) == 1 else None)
-                except StepsoundError as exc:
-                    errors[i] = str(exc)
-                progress.advance()
-        else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-                futures = [pool.submit(_worker, p, args.block_size, factory) for p in paths]
-                for i, fut in enumerate(futures):
-                    results[i], errors[i] = fut.result()
+            try:
+                for i, path in enumerate(paths):
+                    try:
+                        results[i] = analyze_file(path, block_size=args.block_size, engine_factory=factory,
+                                                  on_progress=progress.file_progress if len(paths) == 1 else None)
+                    except StepsoundError as exc:
+                        errors[i] = str(exc)
                     progress.advance()
+            except KeyboardInterrupt:
+                interrupted = True
+        else:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_ignore_sigint) as pool:
+                futures = [pool.submit(_worker, p, args.block_size, factory) for p in paths]
+                try:
+                    for i, fut in enumerate(futures):
+                        results[i], errors[i] = fut.result()
+                        progress.advance()
+                except KeyboardInterrupt:
+                    interrupted = True
+                    for fut in futures:
+                        fut.cancel()
+                    # files whose worker finished meanwhile are kept (running ones finish, then the pool closes)
+                    for i, fut in enumerate(futures):
+                        if results[i] is None and errors[i] is None and fut.done() and not fut.cancelled():
+                            results[i], errors[i] = fut.result()
+    if interrupted:
+        # what was analysed is still written; the rest is marked, and the exit code says interrupted
+        errors = [INTERRUPTED if r is None and e is None else e for r, e in zip(results, errors)]
     for err in errors:
-        if err:
+        if err and err is not INTERRUPTED:
             print(f"stepsound: error: {err}", file=sys.stderr)
     done = [a for a in results if a is not None]
     if not args.quiet and not (args.json == "-" or args.csv == "-"):
@@ -357,6 +389,8 @@ def run(args) -> int:
                 stem, ext = os.path.splitext(args.plot)
                 out = f"{stem}-{os.path.splitext(os.path.basename(a.file))[0]}{ext or '.png'}"
             plot_analysis(a, out)
+    if interrupted:
+        raise KeyboardInterrupt
     return 1 if any(errors) else 0
 
 

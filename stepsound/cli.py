@@ -61,11 +61,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose value may start with "-" in a form argparse takes for an option ("-3%").
+_SIGNED_VALUE_OPTIONS = ("--target",)
+
+
+def _attach_signed_values(argv: list[str]) -> list[str]:
+    """``--target -3%`` → ``--target=-3%`` (argparse would read ``-3%`` as an option)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _SIGNED_VALUE_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-") \
+                and argv[i + 1][1:2].isdigit():
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        if argv[i] == "--":
+            out.extend(argv[i:])
+            break
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (never raises for user errors)."""
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_attach_signed_values(sys.argv[1:] if argv is None else list(argv)))
         if getattr(args, "_module", None) is None:
             parser.print_help(sys.stderr)
             return 2
@@ -91,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout = open(os.devnull, "w")
         except OSError:
             pass
+        return 1
+    except OSError as exc:
+        # the system refused (standard output on a full disk, a device gone): one line, no traceback
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"stepsound: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line for the user, the traceback on request
         if os.environ.get("STEPSOUND_TRACEBACK"):

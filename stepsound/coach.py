@@ -33,7 +33,7 @@ import numpy as np
 
 from stepsound.engine import CadenceTick, Step
 from stepsound.errors import ParameterError
-from stepsound.plans import check_cadence, load_plan
+from stepsound.plans import MAX_CADENCE_SPM, MIN_CADENCE_SPM, check_cadence, load_plan
 from stepsound.units import parse_target
 
 CUE_MODES = ("always", "off-target", "none")
@@ -112,6 +112,13 @@ class CoachConfig:
                 raise ParameterError(f"{name}={v!r} must be a number >= 0")
         if not (1 <= self.heavy_count <= self.heavy_window):
             raise ParameterError("heavy_count must be between 1 and heavy_window")
+        _Goal(self.target)      # a bad target or plan fails here, before any audio
+
+
+#: Largest relative target accepted (percent of the baseline, either way).
+MAX_RELATIVE_PCT = 30.0
+#: Largest offset target accepted [steps/min, either way].
+MAX_OFFSET_SPM = 50.0
 
 
 class _Goal:
@@ -130,6 +137,12 @@ class _Goal:
             self.plan = load_plan(text)
         if self.target is not None and self.target.kind == "absolute":
             check_cadence(self.target.value, "target")
+        if self.target is not None and self.target.kind == "percent" and abs(self.target.value) > MAX_RELATIVE_PCT:
+            raise ParameterError(f"target {text!r}: a change of more than {MAX_RELATIVE_PCT:g}% of the baseline "
+                                 "is not a cadence goal (retraining moves 5-10%)")
+        if self.target is not None and self.target.kind == "offset" and abs(self.target.value) > MAX_OFFSET_SPM:
+            raise ParameterError(f"target {text!r}: an offset of more than {MAX_OFFSET_SPM:g} steps/min "
+                                 "is not a cadence goal")
 
     @property
     def needs_baseline(self) -> bool:
@@ -141,7 +154,8 @@ class _Goal:
         if self.plan is not None:
             self.tempo_map = self.plan.resolve(baseline_spm)
         elif self.target is not None:
-            spm = check_cadence(self.target.resolve(baseline_spm), "target")
+            # a relative goal over an extreme baseline stays a cadence a runner can hold
+            spm = min(max(self.target.resolve(baseline_spm), MIN_CADENCE_SPM), MAX_CADENCE_SPM)
             from stepsound.plans import constant_map
 
             self.tempo_map = constant_map(spm)

@@ -55,10 +55,10 @@ def profiles_dir() -> Path:
 
 
 def check_name(name) -> str:
-    """Validate a profile name; return it or raise StoreError."""
+    """Validate a profile name; return it or raise ParameterError (a usage error)."""
     if not isinstance(name, str) or not _NAME_RE.match(name) or name.endswith(".json"):
-        raise StoreError(f"invalid profile name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
-                         "starting with a letter or digit")
+        raise ParameterError(f"invalid profile name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
+                             "starting with a letter or digit")
     return name
 
 

@@ -662,6 +662,11 @@ def run(args) -> int:
     if not (math.isfinite(args.volume) and args.volume <= 0):
         raise ParameterError(f"--volume={args.volume} must be <= 0 dBFS")
     CoachConfig(target=args.target, cues=args.cues, warmup_s=args.warmup, band_pct=args.band).validate()
+    if args.json and args.json != "-":
+        # found out now, not after a long session
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise StepsoundError(f"{args.json}: cannot write (no writable folder {folder})")
     store = _open_store(args)
     try:
         if args.input_file:

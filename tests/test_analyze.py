@@ -167,10 +167,25 @@ def test_folder_in_parallel_one_failure_does_not_stop_the_rest(run_file, tmp_pat
 def test_usage_errors_exit_2(run_file, capsys):
     path, _ = run_file
     assert main(["analyze", path, "--block-size", "0"]) == 2
+    assert main(["analyze", path, path, "--jobs", "-1"]) == 2
     assert main(["analyze"]) == 2
     assert main(["frobnicate"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full (a device that is always full)")
+def test_full_disk_for_csv_and_standard_output_is_one_line(run_file, tmp_path):
+    path, _ = run_file
+    full = tmp_path / "full.csv"
+    full.symlink_to("/dev/full")
+    for argv, where in ((["--csv", str(full), "--quiet"], "full.csv"), (["--csv", "-"], "standard output"), ([], "space")):
+        with open("/dev/full", "w") as stdout:
+            res = subprocess.run([os.sys.executable, "-m", "stepsound", "analyze", path, *argv], stdout=stdout,
+                                 stderr=subprocess.PIPE, text=True, timeout=120)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 1 and len(lines) == 1, res.stderr
+        assert where in lines[0] and "internal error" not in lines[0]
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")

@@ -11,7 +11,7 @@ import pytest
 
 from stepsound.calibrate import LiveCalibration, learn_heavy_db, make_profile
 from stepsound.cli import main
-from stepsound.errors import StepsoundError, StoreError
+from stepsound.errors import ParameterError, StepsoundError, StoreError
 from stepsound.grade import LandingGrader
 from stepsound.profiles import (RunnerProfile, check_name, list_profiles, load_profile, profile_path,
                                 save_profile)
@@ -113,7 +113,7 @@ def test_bad_calibration_input_is_one_line(recordings, capsys, which, message):
     (["calibrate", "--heel", "h.wav", "--name", "x"], 2),            # one class only
     (["calibrate", "--heel", "h.wav", "--forefoot", "f.wav"], 2),   # no name
     (["calibrate", "--live", "--heel", "h.wav", "--name", "x"], 2),
-    (["calibrate", "--heel", "h.wav", "--forefoot", "f.wav", "--name", "../evil"], 1),
+    (["calibrate", "--heel", "h.wav", "--forefoot", "f.wav", "--name", "../evil"], 2),
     (["calibrate", "--heel", "/nonexistent.wav", "--forefoot", "/nonexistent.wav", "--name", "x"], 1),
 ])
 def test_usage_errors(capsys, argv, code):
@@ -174,7 +174,7 @@ def test_profiles_store_errors(recordings, data_dir, capsys):
     with pytest.raises(StoreError, match="no profile named 'zed' \\(no profiles yet\\)"):
         load_profile("zed")
     for bad in ("", "../x", "a/b", ".hidden", "x" * 65, None, "a.json"):
-        with pytest.raises(StoreError, match="invalid profile name"):
+        with pytest.raises(ParameterError, match="invalid profile name"):
             check_name(bad)
     assert main(["calibrate", "--heel", str(folder / "heel.wav"), "--forefoot", str(folder / "forefoot.wav"),
                  "--name", "eve"]) == 0

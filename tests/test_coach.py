@@ -177,3 +177,28 @@ def test_replay_heavy_landings_trigger_land_softer_with_cooldown(tmp_path):
     assert 1 <= len(soft) <= 3
     assert all(80 <= t <= 142 for t in soft)
     assert all(b - a >= 30 for a, b in zip(soft, soft[1:]))
+
+
+def test_relative_targets_are_checked_at_start_and_stay_holdable():
+    from stepsound.coach import _Goal
+
+    for bad in ("+500%", "-100%", "+31%", "+90spm"):
+        with pytest.raises(ParameterError):
+            CoachConfig(target=bad).validate()
+    goal = _Goal("+25%")
+    goal.resolve(200.0)                    # 250 steps/min is no goal: the fastest cadence a plan may set
+    assert goal.at(0.0)[0] == pytest.approx(240.0)
+    goal = _Goal("-3%")
+    goal.resolve(170.0)
+    assert goal.at(0.0)[0] == pytest.approx(164.9)
+
+
+def test_a_negative_relative_target_parses_on_the_command_line(tmp_path):
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parents[1] / "audio_fixtures" / "treadmill_quiet_steps.flac"
+    out = tmp_path / "r.json"
+    assert main(["run", "--input-file", str(fixture), "--fast", "--quiet",
+                 "--target", "-3%", "--warmup", "10s", "--db", str(tmp_path / "s.sqlite"), "--json", str(out)]) == 0
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["final_target_spm"] == pytest.approx(0.97 * summary["baseline_spm"], abs=0.05)

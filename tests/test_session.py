@@ -159,6 +159,13 @@ def test_full_disk_keeps_the_session_and_what_was_written(tmp_path, small_disk, 
     store.close()
 
 
+def test_an_unwritable_json_path_fails_before_the_session(tmp_path, capsys):
+    code = _run(tmp_path, "--input-file", QUIET, "--fast", "--json", str(tmp_path / "missing" / "r.json"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "r.json" in err[0]
+    assert not (tmp_path / "s.sqlite").exists()        # refused before anything ran
+
+
 def test_full_disk_for_the_database_is_one_clear_line(tmp_path, small_disk, capsys):
     filler = small_disk / "filler"
     filler.write_bytes(b"\0" * (200 * 1024))
