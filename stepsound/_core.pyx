@@ -68,6 +68,7 @@ FEATURE_NAMES = (
     "pre_onset_db",       # broadband power in the pre-onset window re the background before it, dB (nan: not measurable)
 )
 DEF NFEAT = 13
+DEF LEAK_MIN_DB = -60.0   # lowest learned leak gain [dB] (it can climb back within a few clicks)
 
 cdef inline double _bq(double v, double* c, double* z1, double* z2) noexcept nogil:
     """One biquad step (transposed direct form II); c = (b0, b1, b2, 1, a1, a2)."""
@@ -715,16 +716,6 @@ cdef class StepDetector:
             noise = 0.0
             if self.floor_db[b] != HUGE_VAL:
                 noise = pow(10.0, self.floor_db[b] / 10.0)
-            if r > 1e-13 and h >= self.settle_hops:
-                excess = p - noise
-                if excess > 1e-30:
-                    ratio_db = 10.0 * log10(excess / r)
-                else:
-                    ratio_db = -300.0
-                if ratio_db > self.leak_db[b]:
-                    self.leak_db[b] += 0.15
-                else:
-                    self.leak_db[b] -= 0.35
             # the reference's own onsets: only there can our output make a rise
             # in the input; while a click rings or decays, the input's rise
             # measure already ignores it and a step on top still rises above it
@@ -740,6 +731,21 @@ cdef class StepDetector:
                 # as long as the input's rise measure (fast window + reference
                 # window) can still see this onset
                 self.veto_until[b] = h + self.fast_hops[b] + self.rise_hops + self.veto_hops
+            # the leak gain is learned where it is used (the veto window after
+            # an onset of our output) and where our output is strong; in a
+            # click's long quiet tail the input is only noise, and learning
+            # there walked the gain down without limit (a veto that vetoed
+            # nothing: our clicks were counted)
+            if r > 1e-13 and h >= self.settle_hops and h < self.veto_until[b] and r >= 0.1 * self.ref_hold[b]:
+                excess = p - noise
+                if excess > 1e-30:
+                    ratio_db = 10.0 * log10(excess / r)
+                else:
+                    ratio_db = -300.0
+                if ratio_db > self.leak_db[b]:
+                    self.leak_db[b] += 0.15
+                elif self.leak_db[b] > LEAK_MIN_DB:
+                    self.leak_db[b] -= 0.35
             if self.ref_hold[b] > 1e-30 and h < self.veto_until[b]:
                 self.leak_hist[b][self.hist_pos] = self.ref_hold[b] * pow(10.0, (self.leak_db[b] + self.leak_margin_db) / 10.0)
             else:
