@@ -14,7 +14,7 @@ import numpy as np
 
 from stepsound.cli_support import Command
 from stepsound.errors import ParameterError, StepsoundError
-from stepsound.store import SessionStore
+from stepsound.store import SessionStore, default_db_path
 
 
 def _when(ts) -> str:
@@ -44,11 +44,14 @@ def add_history_arguments(p: argparse.ArgumentParser) -> None:
 def run_history(args) -> int:
     if args.limit < 1:
         raise ParameterError(f"--limit={args.limit} must be >= 1")
-    store = SessionStore(args.db)
-    try:
-        rows = store.sessions(args.limit)
-    finally:
-        store.close()
+    if os.path.exists(args.db or default_db_path()):
+        store = SessionStore(args.db)
+        try:
+            rows = store.sessions(args.limit)
+        finally:
+            store.close()
+    else:
+        rows = []        # no database yet: nothing to list, and nothing created
     cad_trend = _trend([r["median_cadence_spm"] for r in rows])
     heavy_trend = _trend([None if r["heavy_share"] is None else 100 * r["heavy_share"] for r in rows])
     if args.json:
@@ -141,7 +144,7 @@ def _figure(doc: dict):
 
 
 def run_report(args) -> int:
-    store = SessionStore(args.db)
+    store = SessionStore(args.db, create=False)
     try:
         if args.session == "last":
             rows = store.sessions(1)

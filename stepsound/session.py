@@ -659,6 +659,8 @@ def run(args) -> int:
         raise ParameterError("--record saves the microphone; with --input-file use --output-file")
     if args.output_file and not args.input_file:
         raise ParameterError("--output-file writes a replay's mix; live, use --record")
+    if args.duration is not None and not args.duration > 0:
+        raise ParameterError(f"--duration={args.duration:g} s must be longer than 0")
     if not (math.isfinite(args.volume) and args.volume <= 0):
         raise ParameterError(f"--volume={args.volume} must be <= 0 dBFS")
     CoachConfig(target=args.target, cues=args.cues, warmup_s=args.warmup, band_pct=args.band).validate()

@@ -86,8 +86,11 @@ class SessionStore:
         The file cannot be created, opened or is not a stepsound database.
     """
 
-    def __init__(self, path: str | None = None):
+    def __init__(self, path: str | None = None, *, create: bool = True):
         self.path = path or default_db_path()
+        if not create and not os.path.exists(self.path):
+            # listing and reporting leave no empty database (or folders) behind
+            raise StoreError(f"{self.path}: no sessions yet (no session database)")
         try:
             parent = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(parent, exist_ok=True)

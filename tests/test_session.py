@@ -159,6 +159,17 @@ def test_full_disk_keeps_the_session_and_what_was_written(tmp_path, small_disk, 
     store.close()
 
 
+def test_history_and_report_leave_no_database_behind(tmp_path, capsys):
+    db = tmp_path / "new" / "s.sqlite"
+    assert main(["history", "--db", str(db)]) == 0
+    assert "no sessions yet" in capsys.readouterr().out
+    assert main(["report", "last", "--db", str(db), "-o", str(tmp_path / "r.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no sessions yet" in err[0]
+    assert not (tmp_path / "new").exists()
+    assert _run(tmp_path, "--input-file", QUIET, "--fast", "--duration", "0s") == 2
+
+
 def test_an_unwritable_json_path_fails_before_the_session(tmp_path, capsys):
     code = _run(tmp_path, "--input-file", QUIET, "--fast", "--json", str(tmp_path / "missing" / "r.json"))
     err = capsys.readouterr().err.strip().splitlines()
