@@ -269,9 +269,13 @@ def test_live_session_on_a_real_duplex_device(virtual_audio, tmp_path):
     source, source_rate = sf.read(str(run_file), dtype="float32")
     heard = locate_in_recording(mic, mic_rate, source, source_rate, truth_s, lag_range_s=(-40.0, 5.0))
     span = len(mic) / mic_rate
-    shifted = np.sort(heard[(heard > 0.5) & (heard < span - 0.2)])
+    inside = (heard > 0.5) & (heard < span - 0.2)
+    shifted = np.sort(heard[inside])
     assert len(shifted) > 50, "the recording was not captured"
-    steps = steps[(steps > 0.45) & (steps < span - 0.15)]
+    # detections in the same window (±50 ms), except those of true steps just outside it
+    outside = heard[~inside & ~np.isnan(heard)]
+    steps = np.array([t for t in steps if 0.45 < t < span - 0.15
+                      and np.min(np.abs(outside - t), initial=9.0) > 0.05])
     hits, misses, fas, err = match(np.round(steps * 1000), np.round(shifted * 1000), 50)
     # measured on this machine (13 runs): 64-66 of 65-66 steps within 50 ms, 0-1 extra; misses, when any, are
     # steps whose heel contact fell just after one of our click onsets
