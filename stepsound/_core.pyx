@@ -688,9 +688,11 @@ cdef class StepDetector:
         rise in the input, and a step on top of it does.  The input
         itself is left untouched (no dips, so no false rises after a click).
         The leak gain tracks a low quantile of input-over-reference power
-        ratios on hops where the reference sounds, so steps that coincide with
-        clicks do not inflate it; it starts high (veto everything we play) and
-        comes down within a few clicks.
+        ratios on the hops of the veto window where the reference is within
+        10 dB of its held peak (where the leak can be heard, and where it is
+        used), so steps that coincide with clicks do not inflate it; it
+        starts high (veto everything we play), comes down within a few
+        clicks, and stays above -60 dB.
         """
         cdef int b, k, j, cur
         cdef double inv = 1.0 / self.hop_length
