@@ -37,8 +37,38 @@ __all__ = [
 ]
 
 
+_alsa_handler = None
+
+
+def _silence_alsa() -> None:
+    """Keep alsa-lib's own messages ("underrun occurred", probing noise) off the terminal.
+
+    alsa-lib prints them from C straight to stderr; stepsound counts xruns
+    itself and reports device problems in one line.  Installs a no-op error
+    handler; does nothing where there is no libasound.
+    """
+    global _alsa_handler
+    if _alsa_handler is not None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("asound")
+    if not name:
+        _alsa_handler = False
+        return
+    try:
+        lib = ctypes.CDLL(name)
+        proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p)
+        _alsa_handler = proto(lambda *args: None)
+        lib.snd_lib_error_set_handler(_alsa_handler)
+    except (OSError, AttributeError):
+        _alsa_handler = False
+
+
 def sounddevice():
     """Import and return :mod:`sounddevice`, or raise AudioDeviceError if PortAudio is missing."""
+    _silence_alsa()
     try:
         import sounddevice as sd
     except OSError as exc:
@@ -194,6 +224,11 @@ class StreamStats:
     callback_errors : int
         Exceptions raised by the user callback (the block was silenced).
     last_error : BaseException or None
+    settle_frames : int
+        Status flags of the stream's first ``settle_frames`` frames are not
+        xruns: audio servers report under/overflows while a stream starts
+        (PulseAudio: 4 at every start); they are counted in ``startup_flags``.
+    startup_flags : int
     """
 
     __slots__ = (
@@ -206,9 +241,12 @@ class StreamStats:
         "priming_output",
         "callback_errors",
         "last_error",
+        "settle_frames",
+        "startup_flags",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, settle_frames: int = 0) -> None:
+        self.settle_frames = int(settle_frames)
         self.reset()
 
     def reset(self) -> None:
@@ -221,12 +259,16 @@ class StreamStats:
         self.priming_output = 0
         self.callback_errors = 0
         self.last_error = None
+        self.startup_flags = 0
 
     def record(self, status, frames: int) -> None:
         """Count one callback's status flags (audio thread)."""
         self.callbacks += 1
+        settling = self.frames < self.settle_frames
         self.frames += frames
-        if status:
+        if status and settling:
+            self.startup_flags += 1
+        elif status:
             if status.input_underflow:
                 self.input_underflow += 1
             if status.input_overflow:
@@ -244,7 +286,7 @@ class StreamStats:
         return self.input_underflow + self.input_overflow + self.output_underflow + self.output_overflow
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__ if k != "last_error"}
+        return {k: getattr(self, k) for k in self.__slots__ if k not in ("last_error", "settle_frames")}
 
     def summary(self) -> str:
         """One line for humans."""
@@ -463,6 +505,8 @@ def open_stream(
         ) from None
 
     stats = stats if stats is not None else StreamStats()
+    if not stats.settle_frames:
+        stats.settle_frames = sample_rate // 4   # start-up flags are not xruns (see StreamStats)
     pa_callback = _wrap_callback(sd, callback, stats, input_channels > 0, output_channels > 0)
     common = dict(
         samplerate=sample_rate,

@@ -1,60 +1,188 @@
-"""The speaker → microphone round trip, measured with the step detector itself.
+"""The speaker → microphone path: round trip and echo response, measured with a sweep probe.
 
-``stepsound calibrate-latency`` plays a few clicks through a duplex stream,
-finds them in the input with the same detector that finds steps, and stores
-the median delay per device pair and sample rate; a live session without a
-stored value measures it first.  The detector then follows changes of the
-round trip during a session on its own (see ``_core.StepDetector``).
+``stepsound calibrate-latency`` (and a live session, before it starts) plays a
+few exponential sine sweeps through a duplex stream and deconvolves what the
+microphone heard by what was played.  The result is the impulse response of
+the whole path (output buffer, speaker, room, microphone, input buffer): its
+first strong arrival is the round trip, and the response itself starts the
+session's echo canceller.
+
+Footsteps cannot fool it: a step is a short transient that the deconvolution
+spreads thinly over the whole response, while the sweep's energy is gathered
+into one sharp peak (about 40 dB of processing gain).  A measurement that is
+not clean -- a weak peak, or sweeps that disagree -- is refused with one line
+saying why, and nothing is stored.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
 
 from stepsound.cli_support import Command, latency_arg
 from stepsound.errors import AudioDeviceError, ParameterError
-from stepsound.metronome import Metronome
 from stepsound.rings import SampleRing
 from stepsound.store import SessionStore
 
+#: A sweep's peak must stand this far above the response's noise [dB].
+MIN_PEAK_DB = 20.0
+#: Sweeps must agree on the arrival within this [seconds].
+MAX_SPREAD_S = 0.001
+#: Longest round trip looked for [seconds].
+MAX_ROUND_TRIP_S = 0.5
 
-def measure_round_trip(sample_rate: int, devices, latency="high", block_size: int = 0, clicks: int = 8,
-                       interval_s: float = 0.5, level_db: float = -6.0) -> dict:
-    """Measure the output → input round trip of a duplex device with our own detector.
 
-    Plays ``clicks`` sharp clicks through a duplex stream, detects them in the
-    input with the step detector, and takes the median delay between each
-    click's output sample and its detected onset.
+class RoundTripRefused(AudioDeviceError):
+    """The probe was heard, but not cleanly enough to trust (nothing is stored)."""
+
+
+def sweep(sample_rate: int, duration_s: float = 0.5, level_db: float = -12.0) -> np.ndarray:
+    """Exponential sine sweep, 100 Hz to min(16 kHz, 0.45 x rate), with 5 ms fades.
+
+    Returns
+    -------
+    np.ndarray [shape=(round(duration_s * sample_rate),), float32]
+    """
+    n = int(round(duration_s * sample_rate))
+    f0, f1 = 100.0, min(16000.0, 0.45 * sample_rate)
+    t = np.arange(n) / sample_rate
+    k = np.log(f1 / f0)
+    x = np.sin(2 * np.pi * f0 * duration_s / k * (np.exp(t / duration_s * k) - 1.0))
+    fade = min(n // 2, int(0.005 * sample_rate))
+    ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(fade) / fade)
+    x[:fade] *= ramp
+    x[n - fade:] *= ramp[::-1]
+    return (10.0 ** (level_db / 20.0) * x).astype(np.float32)
+
+
+def deconvolve(heard: np.ndarray, probe: np.ndarray, length: int) -> np.ndarray:
+    """Impulse response from ``probe`` to ``heard`` (``heard`` starts where the probe started).
+
+    Regularised frequency-domain least squares: outside the probe's band the
+    response is held near zero instead of amplifying noise.
+
+    Returns
+    -------
+    np.ndarray [shape=(length,), float64]
+    """
+    nfft = 1
+    while nfft < len(heard) + len(probe):
+        nfft *= 2
+    p = np.fft.rfft(probe.astype(np.float64), nfft)
+    y = np.fft.rfft(heard.astype(np.float64), nfft)
+    power = np.abs(p) ** 2
+    h = np.fft.irfft(y * np.conj(p) / (power + 1e-3 * power.max()), nfft)
+    return h[:length]
+
+
+def analyse_response(h: np.ndarray, sample_rate: int) -> dict:
+    """Arrival and peak-to-noise ratio of one measured response.
 
     Returns
     -------
     dict
-        ``round_trip_s`` [seconds], ``round_trip_samples``, ``jitter_ms``
-        (spread of the delays), ``clicks_heard``, ``leak_db`` (median level
-        of the clicks heard back, dBFS), ``sample_rate``.
+        ``arrival`` [samples] (first tap within 6 dB of the peak, at most 5 ms
+        before it), ``peak_db`` [dB] (peak over the robust noise level of the
+        response away from the peak and its first 100 ms of tail).
+    """
+    mag = np.abs(h)
+    m = int(np.argmax(mag))
+    lo = max(0, m - int(0.005 * sample_rate))
+    arrival = lo + int(np.flatnonzero(mag[lo:m + 1] >= 0.5 * mag[m])[0])
+    keep = np.ones(len(h), bool)
+    keep[max(0, m - int(0.002 * sample_rate)):m + int(0.1 * sample_rate)] = False
+    rest = mag[keep]
+    noise = 1.4826 * float(np.median(rest)) if rest.size else 0.0
+    peak_db = 200.0 if noise <= 0 else 20.0 * np.log10(mag[m] / noise)
+    return {"arrival": arrival, "peak_db": float(peak_db)}
+
+
+def judge_sweeps(responses: list, sample_rate: int) -> dict:
+    """Accept or refuse a set of per-sweep responses.
+
+    Parameters
+    ----------
+    responses : list of np.ndarray
+        One deconvolved response per sweep, lag 0 = the sweep's output sample.
+
+    Returns
+    -------
+    dict
+        ``round_trip_samples``, ``round_trip_s``, ``spread_ms``, ``peak_db``
+        (the weakest accepted sweep's), ``sweeps_clean``, ``sweeps``,
+        ``response`` (mean response of the clean sweeps, np.ndarray).
 
     Raises
     ------
     AudioDeviceError
-        No such device, or fewer than half of the clicks heard back.
+        The probe was not heard at all.
+    RoundTripRefused
+        Heard, but too weak against the noise or inconsistent between sweeps.
+    """
+    results = [analyse_response(h, sample_rate) for h in responses]
+    clean = [i for i, r in enumerate(results) if r["peak_db"] >= MIN_PEAK_DB]
+    best = max(r["peak_db"] for r in results)
+    if best < 10.0:
+        raise AudioDeviceError(
+            "could not hear its own probe: speakers muted, microphone off, or headphones in use")
+    if len(clean) < max(2, (len(results) + 1) // 2):
+        raise RoundTripRefused(
+            f"round trip not measured: only {len(clean)} of {len(results)} probes stood clear of the noise "
+            f"(best {best:.0f} dB, need {MIN_PEAK_DB:.0f}); turn the speaker up or the noise down and try again")
+    arrivals = np.array([results[i]["arrival"] for i in clean])
+    spread = (arrivals.max() - arrivals.min()) / sample_rate
+    if spread > MAX_SPREAD_S:
+        raise RoundTripRefused(
+            f"round trip not measured: the probes disagree by {1000 * spread:.1f} ms "
+            f"({', '.join(f'{1000 * a / sample_rate:.1f}' for a in arrivals)} ms); the audio path is unstable")
+    arrival = int(np.median(arrivals))
+    mean = np.mean([np.roll(responses[i], arrival - results[i]["arrival"]) for i in clean], axis=0)
+    return {"round_trip_samples": arrival, "round_trip_s": arrival / sample_rate,
+            "spread_ms": 1000.0 * spread, "peak_db": float(min(results[i]["peak_db"] for i in clean)),
+            "sweeps_clean": len(clean), "sweeps": len(results), "response": mean}
+
+
+def measure_round_trip(sample_rate: int, devices, latency="high", block_size: int = 0, sweeps: int = 3,
+                       level_db: float = -12.0, sweep_s: float = 0.5) -> dict:
+    """Measure the output → input path of a duplex device with sweep probes.
+
+    Plays ``sweeps`` exponential sweeps (each followed by ``MAX_ROUND_TRIP_S``
+    of silence) and deconvolves each from the input.
+
+    Returns
+    -------
+    dict
+        As :func:`judge_sweeps`, plus ``sample_rate`` and ``xruns``.
+
+    Raises
+    ------
+    AudioDeviceError
+        No such device, the device stopped, or the probe was not heard.
+    RoundTripRefused
+        The measurement was not clean (see :func:`judge_sweeps`).
     """
     from stepsound import device
-    from stepsound.detect import Detector, Onset, StepFeatures
 
-    period_spm = 60.0 / interval_s
-    met = Metronome(sample_rate, cadence_spm=period_spm, sound="click", level_db=level_db)
-    total = int((clicks * interval_s + 1.5) * sample_rate)
+    probe = sweep(sample_rate, sweep_s, level_db)
+    lead = int(0.25 * sample_rate)      # let the stream settle before the first sweep
+    period = len(probe) + int(MAX_ROUND_TRIP_S * sample_rate)
+    play = np.zeros(lead + sweeps * period, np.float32)
+    starts = [lead + i * period for i in range(sweeps)]
+    for s in starts:
+        play[s:s + len(probe)] = probe
+    total = len(play) + int(0.1 * sample_rate)
     ring = SampleRing(total + sample_rate)
-    stop_after = int(clicks * interval_s * sample_rate) - sample_rate // 20
     state = {"out": 0}
 
     def callback(indata, outdata, frames, time_info, status):
-        if state["out"] < stop_after:
-            met.render_into(outdata[:, 0], state["out"])
-        state["out"] += frames
+        pos = state["out"]
+        if pos < len(play):
+            n = min(frames, len(play) - pos)
+            outdata[:n, 0] = play[pos:pos + n]
+        state["out"] = pos + frames
         ring.push(indata[:, 0])
 
     stats = device.StreamStats()
@@ -66,34 +194,15 @@ def measure_round_trip(sample_rate: int, devices, latency="high", block_size: in
             time.sleep(0.02)
             if not stream.active:
                 raise AudioDeviceError("the audio device stopped during the round-trip measurement")
-    captured = np.zeros(ring.written, np.float32)
-    ring.pop_into(captured)
-    click_samples = [int(s) for s in met.read_clicks().sample]
-    det = Detector(sample_rate)
-    events = det.process(captured)
-    onsets = [e for e in events if isinstance(e, Onset)]
-    feats = {e.onset_sample: e for e in events if isinstance(e, StepFeatures)}
-    delays, levels = [], []
-    for c in click_samples:
-        later = [o.onset_sample - c for o in onsets if 0 <= o.onset_sample - c < sample_rate]
-        if later:
-            d = min(later)
-            delays.append(d)
-            f = feats.get(c + d)
-            if f is not None:
-                levels.append(f.values["peak_db"])
-    if len(delays) < max(2, len(click_samples) // 2):
-        raise AudioDeviceError(
-            f"could not hear its own clicks ({len(delays)} of {len(click_samples)}): speakers muted, "
-            "microphone off, or headphones in use")
-    delays_arr = np.array(delays, float)
-    med = float(np.median(delays_arr))
-    close = delays_arr[np.abs(delays_arr - med) < 0.01 * sample_rate]
-    return {"round_trip_s": med / sample_rate, "round_trip_samples": int(round(med)),
-            "jitter_ms": float(1000.0 * (close.max() - close.min()) / sample_rate) if close.size else None,
-            "clicks_heard": len(delays), "clicks_played": len(click_samples),
-            "leak_db": float(np.median(levels)) if levels else None, "sample_rate": sample_rate,
-            "xruns": stats.xruns}
+    heard = np.zeros(ring.written, np.float32)
+    ring.pop_into(heard)
+    if not np.all(np.isfinite(heard)):
+        raise AudioDeviceError("the microphone delivered non-finite samples during the round-trip measurement")
+    length = int(MAX_ROUND_TRIP_S * sample_rate)
+    responses = [deconvolve(heard[s:s + len(probe) + length], probe, length) for s in starts if s < len(heard)]
+    res = judge_sweeps(responses, sample_rate)
+    res.update({"sample_rate": sample_rate, "xruns": stats.xruns})
+    return res
 
 
 def device_pair(device):
@@ -103,44 +212,59 @@ def device_pair(device):
     return device
 
 
-def latency_key(input_device, output_device, sample_rate: int) -> str:
-    """Settings key of a measured round trip (per device pair and rate)."""
-    return f"round_trip_s:{input_device or 'default'}|{output_device or 'default'}|{int(sample_rate)}"
+def latency_key(input_device, output_device, sample_rate: int, latency="high") -> str:
+    """Settings key of a measured round trip (per device pair, rate and latency setting)."""
+    return (f"round_trip_s:{input_device or 'default'}|{output_device or 'default'}|{int(sample_rate)}"
+            f"|{latency}")
 
 
 # ----------------------------------------------------------------------------- calibrate-latency
 
 
 def add_calibrate_latency_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input-device", metavar="ID|NAME")
-    p.add_argument("--output-device", metavar="ID|NAME")
-    p.add_argument("--sample-rate", type=int, metavar="HZ")
-    p.add_argument("--latency", type=latency_arg, default="high", metavar="high|low|SECONDS")
-    p.add_argument("--block-size", type=int, default=0, metavar="N")
-    p.add_argument("--clicks", type=int, default=8, metavar="N", help="clicks to play (default 8)")
+    p.add_argument("--input-device", metavar="ID|NAME", help="microphone (default: the system's)")
+    p.add_argument("--output-device", metavar="ID|NAME", help="speaker or headphones (default: the system's)")
+    p.add_argument("--sample-rate", type=int, metavar="HZ", help="default: the input device's")
+    p.add_argument("--latency", type=latency_arg, default="high", metavar="high|low|SECONDS",
+                   help="stream latency; measure with the setting the sessions use (default high)")
+    p.add_argument("--block-size", type=int, default=0, metavar="N", help="frames per callback (0: PortAudio decides)")
+    p.add_argument("--sweeps", "--clicks", dest="sweeps", type=int, default=3, metavar="N",
+                   help="probe sweeps to play, 2-10 (default 3)")
+    p.add_argument("--volume", type=float, default=-12.0, metavar="DBFS", help="probe level (default -12 dBFS)")
     p.add_argument("--db", metavar="PATH", help="where to store it (default: the session database)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def describe(res: dict) -> str:
+    """One line for humans: the round trip and how sure the measurement is."""
+    return (f"round trip {1000 * res['round_trip_s']:.1f} ms ({res['round_trip_samples']} samples at "
+            f"{res['sample_rate']} Hz); {res['sweeps_clean']} of {res['sweeps']} probes agree within "
+            f"{res['spread_ms']:.1f} ms, peak {res['peak_db']:.0f} dB above the noise")
 
 
 def run_calibrate_latency(args) -> int:
     from stepsound import device
 
-    if args.clicks < 3:
-        raise ParameterError(f"--clicks={args.clicks} must be >= 3")
-    rate = args.sample_rate or device.default_sample_rate(args.input_device, "input")
-    res = measure_round_trip(rate, (args.input_device, args.output_device), args.latency, args.block_size,
-                             clicks=args.clicks)
-    store = SessionStore(args.db)
+    if not 2 <= args.sweeps <= 10:
+        raise ParameterError(f"--sweeps={args.sweeps} must be 2-10")
+    if not (np.isfinite(args.volume) and -60.0 <= args.volume <= 0.0):
+        raise ParameterError(f"--volume={args.volume} must be -60..0 dBFS")
+    store = SessionStore(args.db)     # a bad database fails now, before any sound
     try:
-        store.set_setting(latency_key(args.input_device, args.output_device, rate), res["round_trip_s"])
+        rate = args.sample_rate or device.default_sample_rate(args.input_device, "input")
+        if not args.json:
+            print(f"measuring the speaker → microphone round trip: stand still for "
+                  f"{0.25 + args.sweeps * (0.5 + MAX_ROUND_TRIP_S):.0f} s (rising tones)...", file=sys.stderr)
+        res = measure_round_trip(rate, (args.input_device, args.output_device), args.latency, args.block_size,
+                                 sweeps=args.sweeps, level_db=args.volume)
+        store.set_setting(latency_key(args.input_device, args.output_device, rate, args.latency),
+                          res["round_trip_s"])
     finally:
         store.close()
     if args.json:
-        print(json.dumps(res))
+        print(json.dumps({k: v for k, v in res.items() if k != "response"}))
     else:
-        jit = "" if res["jitter_ms"] is None else f", spread {res['jitter_ms']:.1f} ms"
-        print(f"round trip {1000 * res['round_trip_s']:.1f} ms ({res['round_trip_samples']} samples at {rate} Hz"
-              f"{jit}); heard {res['clicks_heard']} of {res['clicks_played']} clicks; stored for this device pair")
+        print(describe(res) + "; stored for this device pair, rate and latency")
     return 0
 
 

@@ -38,7 +38,7 @@ from stepsound.sounds import CLICK_SOUNDS
 from stepsound.store import SessionStore
 from stepsound.cli_support import duration_arg, latency_arg
 from stepsound.rings import SampleRing, SpscQueue
-from stepsound.roundtrip import device_pair, latency_key, measure_round_trip
+from stepsound.roundtrip import RoundTripRefused, describe, device_pair, latency_key, measure_round_trip
 
 FLUSH_S = 2.0
 #: The reference runs this much ahead of the measured round trip [seconds].
@@ -61,6 +61,13 @@ class SessionCore:
         Live duplex only: feed the detector our own output delayed by this
         many samples (the measured round trip, a little early) so it never
         counts our own clicks.  None: no acoustic path (replays).
+    echo_cancel : bool
+        With ``leak_ref_delay``: also subtract our own output from the
+        microphone with an adaptive echo canceller (:mod:`stepsound._aec`)
+        before detection and grading.  Experimental (off by default).
+    echo_response : np.ndarray, optional
+        Measured output → microphone response (lag 0 = output sample) that
+        starts the echo canceller.
     max_block : int [samples]
         Largest block :meth:`audio_block` will be given.
 
@@ -72,7 +79,8 @@ class SessionCore:
     """
 
     def __init__(self, sample_rate: int, coach_config: CoachConfig, *, grader=None, sound: str = "woodblock",
-                 level_db: float = -6.0, leak_ref_delay: int | None = None, max_block: int = 8192):
+                 level_db: float = -6.0, leak_ref_delay: int | None = None, echo_response=None,
+                 echo_cancel: bool = False, max_block: int = 8192):
         self.sample_rate = int(sample_rate)
         self.grader = grader if grader is not None else LandingGrader()
         self.engine = Engine(self.sample_rate, grader=self.grader)
@@ -82,12 +90,22 @@ class SessionCore:
         self.sample = 0
         self.leak_ref_delay = leak_ref_delay
         self._max_block = int(max_block)
+        self.aec = None
         if leak_ref_delay is not None:
             size = 1
             while size < leak_ref_delay + 2 * self._max_block + self.sample_rate:
                 size *= 2   # room for the delay to grow by up to a second
             self._hist = np.zeros(size, np.float32)
             self._ref = np.zeros(self._max_block, np.float32)
+            if echo_cancel:
+                from stepsound._aec import EchoCanceller
+
+                round_trip = leak_ref_delay + int(round(REF_EARLY_S * self.sample_rate))
+                self.aec = EchoCanceller(self.sample_rate, 0, max_block=self._max_block)
+                self.aec.set_delay(round_trip - self.aec.pre_samples)
+                if echo_response is not None:   # measured response, lag 0 = output sample
+                    self.aec.set_impulse_response(np.asarray(echo_response)[self.aec.delay:])
+                self._clean = np.zeros(self._max_block, np.float32)
 
         self._out_mono = np.zeros(self._max_block, np.float32)
 
@@ -126,6 +144,14 @@ class SessionCore:
             ref[first:n] = self._hist[:n - first]
             if self.sample < delay:
                 ref[:min(n, delay - self.sample)] = 0.0
+        if self.aec is not None:
+            played = self._out_mono[:n] if out is None else (out if out.ndim == 1 else out[:, 0])
+            if not played.flags.c_contiguous:
+                played = self._out_mono[:n]
+                played[:] = out[:, 0]
+            clean = self._clean[:n]
+            self.aec.process(np.ascontiguousarray(mic), played, clean)
+            mic = clean
         for ev in self.engine.process(mic, ref):
             self.events.put(ev)
         self.sample += n
@@ -516,9 +542,10 @@ def run_live(args, store) -> int:
 
     stats = device.StreamStats()
     sample_rate = args.sample_rate or device.default_sample_rate(args.input_device, "input")
-    leak_delay = _leak_delay(args, store, sample_rate)
+    leak_delay, response = _leak_delay(args, store, sample_rate)
     core = SessionCore(sample_rate, _coach_config(args), grader=_grader(args), sound=args.sound,
-                       level_db=args.volume, leak_ref_delay=leak_delay)
+                       level_db=args.volume, leak_ref_delay=leak_delay, echo_cancel=args.echo_cancel,
+                       echo_response=response)
     rec = _Writer(args.record, sample_rate) if args.record else None
     rec_ring = SampleRing(sample_rate * 20) if rec else None
 
@@ -577,39 +604,56 @@ def run_live(args, store) -> int:
     extra = {"xruns": stats.xruns, "recording_overflow_samples": rec_ring.overflow if rec_ring else 0,
              "leak_gains_db": [round(g, 1) for g in core.engine.detector.leak_gains_db],
              "leak_ref_delay_samples": core.leak_ref_delay,
+             "echo_cancel": None if core.aec is None else {
+                 "delay_samples": core.aec.delay, "delay_changes": core.aec.delay_changes,
+                 "erle_db": round(core.aec.echo_return_loss_db, 1)},
+             "startup_flags": stats.startup_flags,
              "leak_ref_shift_samples": core.engine.detector._core.ref_shift_samples,
              "round_trip_changes": core.engine.detector._core.shift_changes}
     return _finish(args, store, log, core, outcome, core.sample / sample_rate, time.monotonic() - t0,
                    stats.xruns, extra)
 
 
-def _leak_delay(args, store, sample_rate: int) -> int:
-    """Round trip used to recognise our own clicks in the microphone [samples].
+def _leak_delay(args, store, sample_rate: int):
+    """Round trip used to recognise our own output in the microphone [samples], and the echo response.
 
-    ``--round-trip-ms`` if given; else the value measured earlier for this
-    device pair and rate (``calibrate-latency``); else it is measured now
-    (a few clicks, about 5 s) and stored.
+    ``--round-trip-ms`` if given.  Otherwise the path is measured now with
+    sweep probes (about 3 s; footsteps do not disturb it) and stored per
+    device pair, rate and latency setting; a measurement that is refused (not
+    clean) falls back to the value stored earlier, else 40 ms, and stores
+    nothing.
+
+    Returns
+    -------
+    (int, np.ndarray or None)
+        Reference delay for the detector [samples] (the round trip, a little
+        early) and the measured response (lag 0 = output sample) or None.
     """
-    key = latency_key(args.input_device, args.output_device, sample_rate)
+    key = latency_key(args.input_device, args.output_device, sample_rate, args.latency)
+    response = None
     if args.round_trip_ms is not None:
         rt = args.round_trip_ms / 1000.0
     else:
-        rt = store.get_setting(key) if store is not None else None
-        if rt is None:
+        if not args.quiet:
+            print("stepsound: measuring the speaker → microphone round trip (3 s of rising tones)...",
+                  file=sys.stderr)
+        try:
+            res = measure_round_trip(sample_rate, (args.input_device, args.output_device), args.latency,
+                                     args.block_size or 0, level_db=min(args.volume, -12.0))
+            rt, response = res["round_trip_s"], res["response"]
+            if store is not None:
+                store.set_setting(key, rt)
             if not args.quiet:
-                print("stepsound: measuring the speaker → microphone round trip (a few clicks)...", file=sys.stderr)
-            try:
-                rt = measure_round_trip(sample_rate, (args.input_device, args.output_device), args.latency,
-                                        args.block_size or 0)["round_trip_s"]
-                if store is not None:
-                    store.set_setting(key, rt)
-            except AudioDeviceError as exc:
-                if "could not hear" not in str(exc):
-                    raise
-                print(f"stepsound: {exc}; assuming 40 ms", file=sys.stderr)
-                rt = 0.04
+                print(f"stepsound: {describe(res)}", file=sys.stderr)
+        except AudioDeviceError as exc:
+            if not isinstance(exc, RoundTripRefused) and "could not hear" not in str(exc):
+                raise
+            rt = store.get_setting(key) if store is not None else None
+            fallback = "the one measured earlier" if rt is not None else "40 ms"
+            print(f"stepsound: {exc}; using {fallback}", file=sys.stderr)
+            rt = 0.04 if rt is None else rt
     # a little early: the detector's hold covers the late side
-    return max(0, int(round((rt - REF_EARLY_S) * sample_rate)))
+    return max(0, int(round((rt - REF_EARLY_S) * sample_rate))), response
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -630,13 +674,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sound", choices=CLICK_SOUNDS, default="woodblock", help="metronome sound")
     g.add_argument("--volume", type=float, default=-6.0, metavar="DBFS", help="metronome level (default -6 dBFS)")
     a = p.add_argument_group("audio")
-    a.add_argument("--input-device", metavar="ID|NAME")
-    a.add_argument("--output-device", metavar="ID|NAME")
-    a.add_argument("--sample-rate", type=int, metavar="HZ")
-    a.add_argument("--latency", type=latency_arg, default="high", metavar="high|low|SECONDS")
+    a.add_argument("--input-device", metavar="ID|NAME", help="microphone (default: the system's; see `stepsound devices`)")
+    a.add_argument("--output-device", metavar="ID|NAME", help="speaker or headphones (default: the system's)")
+    a.add_argument("--sample-rate", type=int, metavar="HZ", help="default: the input device's")
+    a.add_argument("--latency", type=latency_arg, default="high", metavar="high|low|SECONDS",
+                   help="stream latency: high is robust on busy machines (default high)")
     a.add_argument("--block-size", type=int, default=0, metavar="N", help="frames per callback (0: PortAudio decides)")
     a.add_argument("--round-trip-ms", type=float, metavar="MS",
-                   help="output→input round trip (default: measured by calibrate-latency, else 40 ms)")
+                   help="output→input round trip (default: measured at the start with sweep probes)")
+    a.add_argument("--echo-cancel", action="store_true",
+                   help="experimental: subtract our own clicks from the microphone with an adaptive filter "
+                        "started from the measured echo response (see README, 'Hearing itself')")
     r = p.add_argument_group("replay")
     r.add_argument("--input-file", metavar="FILE", help="run the live engine on a recording instead of the microphone")
     r.add_argument("--fast", action="store_true", help="with --input-file: as fast as possible, no audio device")
