@@ -29,6 +29,8 @@ from stepsound.store import SessionStore
 
 #: A sweep's peak must stand this far above the response's noise [dB].
 MIN_PEAK_DB = 20.0
+#: Below this the probe was not heard at all (noise alone reaches ~13 dB) [dB].
+NOT_HEARD_DB = 15.0
 #: Sweeps must agree on the arrival within this [seconds].
 MAX_SPREAD_S = 0.001
 #: Longest round trip looked for [seconds].
@@ -125,7 +127,7 @@ def judge_sweeps(responses: list, sample_rate: int) -> dict:
     results = [analyse_response(h, sample_rate) for h in responses]
     clean = [i for i, r in enumerate(results) if r["peak_db"] >= MIN_PEAK_DB]
     best = max(r["peak_db"] for r in results)
-    if best < 10.0:
+    if best < NOT_HEARD_DB:
         raise AudioDeviceError(
             "could not hear its own probe: speakers muted, microphone off, or headphones in use")
     if len(clean) < max(2, (len(results) + 1) // 2):
