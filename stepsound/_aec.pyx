@@ -26,10 +26,10 @@ the early reflections and the speaker's own ringing.  Design points:
   filter, which does the cancelling, takes the background's weights only while
   the background's error is clearly the smaller one, and a background that got
   worse than the foreground (it adapted on a step) is reset to it.
-* **A moving round trip is followed**: the foreground filter's energy per
-  partition shows where the echo sits; when it drifts towards either end of
-  the filter, the reference delay moves by whole partitions (weights moved
-  along), within a second.
+* **A moving round trip is followed** from outside: the session's main
+  thread re-estimates the echo path from what was played and heard
+  (:mod:`stepsound.echo_path`) and hands a new delay and response over with
+  :meth:`load`, taken at the next frame.
 * Allocation-free and GIL-free per block; about 3 % of one core at 48 kHz.
 """
 from libc.math cimport cos, sin, M_PI, sqrt, log10, isfinite
@@ -66,8 +66,11 @@ cdef class EchoCanceller:
         Block length of the adaptive filter (a power of two, about 2.7 ms).
     partitions : int
     delay : int [samples]
-        Current reference delay (changes when the echo moves).
-    delay_changes : int
+        Current reference delay (changes when a new path is loaded).
+    loads : int
+        Echo paths taken with :meth:`load`.
+    copies, resets : int
+        Background → foreground copies, and background resets (double talk).
     echo_return_loss_db : float [dB]
         Smoothed level of the microphone over the cancelled signal in frames
         where our output sounds (ERLE: 0 = nothing removed).
@@ -76,19 +79,23 @@ cdef class EchoCanceller:
     cdef readonly int sample_rate, frame, partitions, n_fft, bins, max_block
     cdef readonly int pre_partitions, min_delay
     cdef readonly long long delay, sample_index, frame_index
-    cdef readonly int delay_changes, copies, resets
+    cdef readonly int copies, resets
     cdef double[::1] hist
     cdef long long hist_mask
     cdef double[::1] re, im, cos_t, sin_t
     cdef int[::1] bitrev
     cdef double[:, ::1] xr, xi, wfr, wfi, wbr, wbi
-    cdef double[::1] yf, yb, ef, eb, mic_frame, norm, er, ei, part_energy
-    cdef int track_frames
+    cdef double[::1] yf, yb, ef, eb, mic_frame, norm, er, ei
     cdef public double mu
     cdef public double copy_thr, mu_floor
     cdef double dbf, sbf, ref_peak, ref_frame_power
     cdef double erle_num, erle_den
     cdef bint frame_ready
+    cdef bint pending, pending_move
+    cdef long long pending_delay
+    cdef double[:, ::1] pwr, pwi
+    cdef readonly int loads, worse
+    cdef readonly bint bypass
 
     def __init__(self, int sample_rate, long long delay, *, double filter_s=0.064, double pre_s=0.008,
                  double history_s=1.0, int max_block=8192):
@@ -130,10 +137,11 @@ cdef class EchoCanceller:
         self.ef = np.zeros(b); self.eb = np.zeros(b)
         self.mic_frame = np.zeros(b)
         self.norm = np.zeros(self.bins)
+        self.pwr = np.zeros(shape)
+        self.pwi = np.zeros(shape)
+        self.pending = False
         self.er = np.zeros(self.bins)
         self.ei = np.zeros(self.bins)
-        self.part_energy = np.zeros(self.partitions)
-        self.track_frames = max(8, <int>(0.2 * sample_rate / b))
         self.mu = 0.5
         self.copy_thr = 0.2
         self.mu_floor = 0.05
@@ -159,7 +167,10 @@ cdef class EchoCanceller:
         self.erle_num = 0.0
         self.erle_den = 0.0
         self.frame_ready = False
-        self.delay_changes = 0
+        self.pending = False
+        self.loads = 0
+        self.worse = 0
+        self.bypass = False
         self.copies = 0
         self.resets = 0
 
@@ -182,27 +193,78 @@ cdef class EchoCanceller:
             return 0.0
         return 10.0 * log10(self.erle_num / self.erle_den)
 
-    def set_impulse_response(self, h):
-        """Start from a measured echo path (both filters).
+    def spectra(self, h):
+        """Partitioned filter spectra of an impulse response (for :meth:`load`; allocates).
 
         Parameters
         ----------
         h : array_like [shape=(m,)]
-            Impulse response from our output to the microphone, sample 0 at
-            the reference delay (``round trip - pre_samples``); taps beyond the
-            filter length are ignored.
+            Echo path response, sample 0 at the reference delay; taps beyond
+            ``partitions * frame`` are ignored.
+
+        Returns
+        -------
+        (np.ndarray, np.ndarray) [shape=(partitions, frame + 1), float64]
+            Real and imaginary parts.
         """
         h = np.asarray(h, np.float64)
         full = np.zeros(self.partitions * self.frame)
         full[:min(len(h), len(full))] = h[:len(full)]
-        for p in range(self.partitions):
-            seg = np.zeros(self.n_fft)
-            seg[:self.frame] = full[p * self.frame:(p + 1) * self.frame]
-            spec = np.fft.rfft(seg)
-            np.asarray(self.wfr)[p] = spec.real
-            np.asarray(self.wfi)[p] = spec.imag
-        self.wbr[...] = self.wfr
-        self.wbi[...] = self.wfi
+        seg = np.zeros((self.partitions, self.n_fft))
+        seg[:, :self.frame] = full.reshape(self.partitions, self.frame)
+        spec = np.fft.rfft(seg, axis=1)
+        return np.ascontiguousarray(spec.real), np.ascontiguousarray(spec.imag)
+
+    def load(self, long long delay, const double[:, ::1] wr, const double[:, ::1] wi):
+        """Take a new echo path from the next frame on (audio thread: copies, no allocation).
+
+        Parameters
+        ----------
+        delay : int [samples]
+            New reference delay (clamped to at least one frame).
+        wr, wi : np.ndarray [shape=(partitions, frame + 1), float64]
+            From :meth:`spectra`.
+        """
+        if wr.shape[0] != self.partitions or wr.shape[1] != self.bins or wi.shape[0] != self.partitions \
+                or wi.shape[1] != self.bins:
+            raise ValueError("weights do not fit this canceller")
+        if delay < self.min_delay:
+            delay = self.min_delay
+        if delay > self.hist.shape[0] - 2 * self.max_block - 2 * self.frame:
+            raise ValueError(f"delay={delay} samples is longer than the reference history")
+        self.pwr[...] = wr
+        self.pwi[...] = wi
+        self.pending_delay = delay
+        self.pending_move = False
+        self.pending = True
+
+    def move_to(self, long long delay):
+        """Keep the echo path's shape but move it to a new reference delay from the next frame on.
+
+        Parameters
+        ----------
+        delay : int [samples]
+            Clamped to at least one frame.
+        """
+        if delay < self.min_delay:
+            delay = self.min_delay
+        if delay > self.hist.shape[0] - 2 * self.max_block - 2 * self.frame:
+            raise ValueError(f"delay={delay} samples is longer than the reference history")
+        self.pending_delay = delay
+        self.pending_move = True
+        self.pending = True
+
+    def set_impulse_response(self, h):
+        """Start from a measured echo path (both filters) at the current delay.
+
+        Parameters
+        ----------
+        h : array_like [shape=(m,)]
+            Response from our output to the microphone, sample 0 at the
+            reference delay (``round trip - pre_samples``).
+        """
+        wr, wi = self.spectra(h)
+        self.load(self.delay, wr, wi)
 
     def impulse_response(self):
         """The foreground filter as an impulse response from ``delay`` on.
@@ -260,7 +322,7 @@ cdef class EchoCanceller:
                 self.mic_frame[j] = x
                 self.ef[j] = x - self.yf[j]
                 self.eb[j] = x - self.yb[j]
-                out[i] = <float>self.ef[j]
+                out[i] = mic[i] if self.bypass else <float>self.ef[j]
             else:   # passed on for the detector to count; never adapted on
                 self.mic_frame[j] = 0.0
                 self.ef[j] = 0.0
@@ -348,10 +410,40 @@ cdef class EchoCanceller:
     @cython.wraparound(False)
     cdef void _start_frame(self) noexcept nogil:
         """Transform the reference of [f - frame, f + frame) and predict this frame's echo."""
-        cdef long long f = self.frame_index * self.frame
+        cdef int p, slot
+        if self.pending:
+            # a new echo path from the main thread: its delay and weights (or the same
+            # weights at a new delay); the stored reference spectra are recomputed at the new delay
+            self.delay = self.pending_delay
+            if not self.pending_move:
+                self.wfr[...] = self.pwr
+                self.wfi[...] = self.pwi
+                self.wbr[...] = self.pwr
+                self.wbi[...] = self.pwi
+            else:
+                self.wbr[...] = self.wfr
+                self.wbi[...] = self.wfi
+            for p in range(1, self.partitions):
+                slot = <int>((self.frame_index - p) % self.partitions + self.partitions) % self.partitions
+                self._transform_ref(self.frame_index - p, slot)
+            self.dbf = 0.0
+            self.loads += 1
+            self.pending = False
+            self.bypass = False
+            self.worse = 0
+        self.ref_frame_power = self._transform_ref(self.frame_index, <int>(self.frame_index % self.partitions))
+        self._echo(self.wfr, self.wfi, self.yf)
+        self._echo(self.wbr, self.wbi, self.yb)
+        self.frame_ready = True
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef double _transform_ref(self, long long frame_index, int slot) noexcept nogil:
+        """Spectrum of the reference over [f - frame, f + frame) of frame ``frame_index`` into ``slot``;
+        returns the reference power of that span."""
+        cdef long long f = frame_index * self.frame
         cdef long long t, src
         cdef int k, b = self.frame
-        cdef int slot = <int>(self.frame_index % self.partitions)
         cdef double v, pw = 0.0
         for k in range(self.n_fft):
             t = f - b + k
@@ -360,14 +452,11 @@ cdef class EchoCanceller:
             self.re[k] = v
             self.im[k] = 0.0
             pw += v * v
-        self.ref_frame_power = pw
         self._fft(False)
         for k in range(self.bins):
             self.xr[slot, k] = self.re[k]
             self.xi[slot, k] = self.im[k]
-        self._echo(self.wfr, self.wfi, self.yf)
-        self._echo(self.wbr, self.wbi, self.yb)
-        self.frame_ready = True
+        return pw
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
@@ -387,8 +476,17 @@ cdef class EchoCanceller:
         if self.ref_frame_power > self.ref_peak:
             self.ref_peak = self.ref_frame_power
         if self.ref_frame_power <= 1e-4 * self.ref_peak or self.ref_frame_power < 1e-12:
-            self._track()
             return
+        # never worse than nothing: a foreground that adds more than it removes (the echo moved
+        # away from where it models it) is bypassed until it fits again or a new path is loaded
+        if e_f > 2.0 * e_x:
+            self.worse += 1
+            if self.worse >= 2:
+                self.bypass = True
+        else:
+            self.worse = 0
+            if self.bypass and e_f < 0.5 * e_x:
+                self.bypass = False
         # smoothed echo return loss enhancement, where our output sounds
         self.erle_num = 0.98 * self.erle_num + e_x
         self.erle_den = 0.98 * self.erle_den + e_f
@@ -444,58 +542,3 @@ cdef class EchoCanceller:
             for k in range(self.bins):
                 self.wbr[p, k] += self.re[k]
                 self.wbi[p, k] += self.im[k]
-        self._track()
-
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
-    cdef void _track(self) noexcept nogil:
-        """Every ~0.2 s: move the reference delay when the echo drifts towards an end of the filter."""
-        cdef int p, k, best = 0, P = self.partitions, shift
-        cdef double e, total = 0.0, emax = 0.0
-        if self.frame_index % self.track_frames != self.track_frames - 1:
-            return
-        for p in range(P):
-            e = 0.0
-            for k in range(self.bins):
-                e += self.wfr[p, k] * self.wfr[p, k] + self.wfi[p, k] * self.wfi[p, k]
-            self.part_energy[p] = e
-            total += e
-            if e > emax:
-                emax = e
-                best = p
-        # a clear echo: the loudest partition holds a good part of the response
-        if total <= 0.0 or emax < 0.25 * total:
-            return
-        if best >= P - P // 4 or (best == 0 and self.pre_partitions > 0):
-            shift = best - self.pre_partitions
-            if self.delay + shift * self.frame < self.min_delay:
-                shift = <int>((self.min_delay - self.delay) // self.frame)
-                if shift == 0:
-                    return
-            self._shift(shift)
-
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
-    cdef void _shift(self, int shift) noexcept nogil:
-        """Move the reference delay by ``shift`` partitions and the weights with it."""
-        cdef int p, k, src, P = self.partitions
-        if shift > 0:
-            for p in range(P):
-                src = p + shift
-                for k in range(self.bins):
-                    self.wfr[p, k] = self.wfr[src, k] if src < P else 0.0
-                    self.wfi[p, k] = self.wfi[src, k] if src < P else 0.0
-        else:
-            for p in range(P - 1, -1, -1):
-                src = p + shift
-                for k in range(self.bins):
-                    self.wfr[p, k] = self.wfr[src, k] if src >= 0 else 0.0
-                    self.wfi[p, k] = self.wfi[src, k] if src >= 0 else 0.0
-        self.wbr[...] = self.wfr
-        self.wbi[...] = self.wfi
-        # the stored reference spectra belong to the old delay: start them again
-        self.xr[...] = 0.0
-        self.xi[...] = 0.0
-        self.delay += shift * self.frame
-        self.delay_changes += 1
-        self.dbf = 0.0

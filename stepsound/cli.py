@@ -127,6 +127,28 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _divert_native_stderr() -> None:
+    """Keep what C libraries print (PortAudio's "Expression ... failed", decoders) off the terminal.
+
+    Python's ``sys.stderr`` keeps the terminal (a duplicate of file
+    descriptor 2); descriptor 2 itself, where C code writes, goes to
+    ``$STEPSOUND_NATIVE_LOG`` (default: nowhere).  stepsound reports every
+    problem it meets in one line of its own.
+    """
+    target = os.environ.get("STEPSOUND_NATIVE_LOG") or os.devnull
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        sys.stderr = open(saved, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
+                          errors="backslashreplace", closefd=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):
+        pass   # no usable stderr: nothing to protect
+
+
 def entry() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (also ``python -m stepsound``)."""
+    _divert_native_stderr()
     sys.exit(main())

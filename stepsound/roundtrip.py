@@ -81,25 +81,57 @@ def deconvolve(heard: np.ndarray, probe: np.ndarray, length: int) -> np.ndarray:
 
 
 def analyse_response(h: np.ndarray, sample_rate: int) -> dict:
-    """Arrival and peak-to-noise ratio of one measured response.
+    """Arrival, extent and peak-to-noise ratio of one measured response.
+
+    Works on the response's envelope (magnitude of the analytic signal), so a
+    band-limited response -- our clicks are not broadband -- gives one arrival,
+    not one per ringing lobe.
 
     Returns
     -------
     dict
-        ``arrival`` [samples] (first tap within 6 dB of the peak, at most 5 ms
-        before it), ``peak_db`` [dB] (peak over the robust noise level of the
-        response away from the peak and its first 100 ms of tail).
+        ``arrival`` [samples] (first tap whose envelope is within 6 dB of the
+        peak, at most 5 ms before it), ``end`` [samples] (where the envelope,
+        smoothed over 1 ms, last stands 4x above the noise, at most 100 ms
+        after the peak), ``peak_db`` [dB] (envelope peak over the robust noise
+        level of the response away from the peak and its first 100 ms of tail),
+        ``noise`` (that noise level, in the response's units).
     """
-    mag = np.abs(h)
-    m = int(np.argmax(mag))
+    from scipy.signal import hilbert
+
+    env = np.abs(hilbert(h))
+    m = int(np.argmax(env))
     lo = max(0, m - int(0.005 * sample_rate))
-    arrival = lo + int(np.flatnonzero(mag[lo:m + 1] >= 0.5 * mag[m])[0])
+    arrival = lo + int(np.flatnonzero(env[lo:m + 1] >= 0.5 * env[m])[0])
     keep = np.ones(len(h), bool)
-    keep[max(0, m - int(0.002 * sample_rate)):m + int(0.1 * sample_rate)] = False
-    rest = mag[keep]
-    noise = 1.4826 * float(np.median(rest)) if rest.size else 0.0
-    peak_db = 200.0 if noise <= 0 else 20.0 * np.log10(mag[m] / noise)
-    return {"arrival": arrival, "peak_db": float(peak_db)}
+    tail = m + int(0.1 * sample_rate)
+    keep[max(0, m - int(0.002 * sample_rate)):tail] = False
+    rest = env[keep]
+    noise = float(np.median(rest)) / 1.1774 if rest.size else 0.0   # Rayleigh median -> sigma
+    peak_db = 200.0 if noise <= 0 else 20.0 * np.log10(env[m] / noise)
+    width = max(1, int(0.001 * sample_rate))
+    smooth = np.convolve(env[m:tail], np.ones(width) / width, mode="same")
+    above = np.flatnonzero(smooth > 4.0 * noise)
+    end = m + (int(above[-1]) if above.size else 0)
+    return {"arrival": arrival, "end": end, "peak_db": float(peak_db), "noise": noise}
+
+
+def trim_response(h: np.ndarray, est: dict, sample_rate: int) -> np.ndarray:
+    """The response with the noise outside the echo zeroed.
+
+    Keeps ``est['arrival'] - 3 ms`` to ``est['end']`` (from
+    :func:`analyse_response`) with 2 ms raised-cosine edges: taps where only
+    noise was measured would add that noise to every cancelled click.
+    """
+    out = np.zeros_like(h)
+    edge = max(1, int(0.002 * sample_rate))
+    a = max(0, est["arrival"] - int(0.003 * sample_rate))
+    b = min(len(h), est["end"] + edge)
+    out[a:b] = h[a:b]
+    ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(edge) / edge)
+    out[a:a + edge] *= ramp[:len(out[a:a + edge])]
+    out[max(a, b - edge):b] *= ramp[::-1][-len(out[max(a, b - edge):b]):]
+    return out
 
 
 def judge_sweeps(responses: list, sample_rate: int) -> dict:
@@ -142,6 +174,7 @@ def judge_sweeps(responses: list, sample_rate: int) -> dict:
             f"({', '.join(f'{1000 * a / sample_rate:.1f}' for a in arrivals)} ms); the audio path is unstable")
     arrival = int(np.median(arrivals))
     mean = np.mean([np.roll(responses[i], arrival - results[i]["arrival"]) for i in clean], axis=0)
+    mean = trim_response(mean, analyse_response(mean, sample_rate), sample_rate)
     return {"round_trip_samples": arrival, "round_trip_s": arrival / sample_rate,
             "spread_ms": 1000.0 * spread, "peak_db": float(min(results[i]["peak_db"] for i in clean)),
             "sweeps_clean": len(clean), "sweeps": len(results), "response": mean}

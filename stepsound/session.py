@@ -37,6 +37,7 @@ from stepsound.metronome import Metronome
 from stepsound.sounds import CLICK_SOUNDS
 from stepsound.store import SessionStore
 from stepsound.cli_support import duration_arg, latency_arg
+from stepsound.echo_path import EchoPathTracker
 from stepsound.rings import SampleRing, SpscQueue
 from stepsound.roundtrip import RoundTripRefused, describe, device_pair, latency_key, measure_round_trip
 
@@ -91,6 +92,7 @@ class SessionCore:
         self.leak_ref_delay = leak_ref_delay
         self._max_block = int(max_block)
         self.aec = None
+        self.echo_tracker = None
         if leak_ref_delay is not None:
             size = 1
             while size < leak_ref_delay + 2 * self._max_block + self.sample_rate:
@@ -103,9 +105,12 @@ class SessionCore:
                 round_trip = leak_ref_delay + int(round(REF_EARLY_S * self.sample_rate))
                 self.aec = EchoCanceller(self.sample_rate, 0, max_block=self._max_block)
                 self.aec.set_delay(round_trip - self.aec.pre_samples)
-                if echo_response is not None:   # measured response, lag 0 = output sample
-                    self.aec.set_impulse_response(np.asarray(echo_response)[self.aec.delay:])
                 self._clean = np.zeros(self._max_block, np.float32)
+                self.echo_tracker = EchoPathTracker(self.sample_rate, self.aec)
+                if echo_response is not None:   # measured response, lag 0 = output sample
+                    spectra = self.aec.spectra(np.asarray(echo_response)[self.aec.delay:])
+                    self.aec.load(self.aec.delay, *spectra)
+                    self.echo_tracker.reference = spectra
 
         self._out_mono = np.zeros(self._max_block, np.float32)
 
@@ -150,7 +155,9 @@ class SessionCore:
                 played = self._out_mono[:n]
                 played[:] = out[:, 0]
             clean = self._clean[:n]
-            self.aec.process(np.ascontiguousarray(mic), played, clean)
+            mic = np.ascontiguousarray(mic)
+            self.aec.process(mic, played, clean)
+            self.echo_tracker.push(mic, played)
             mic = clean
         for ev in self.engine.process(mic, ref):
             self.events.put(ev)
@@ -579,6 +586,8 @@ def run_live(args, store) -> int:
         with display, stream:
             while True:
                 time.sleep(0.05)
+                if core.echo_tracker is not None:
+                    core.echo_tracker.update()
                 log.pump()
                 if rec_ring is not None:
                     n = rec_ring.pop_into(drain_buf)
@@ -605,8 +614,8 @@ def run_live(args, store) -> int:
              "leak_gains_db": [round(g, 1) for g in core.engine.detector.leak_gains_db],
              "leak_ref_delay_samples": core.leak_ref_delay,
              "echo_cancel": None if core.aec is None else {
-                 "delay_samples": core.aec.delay, "delay_changes": core.aec.delay_changes,
-                 "erle_db": round(core.aec.echo_return_loss_db, 1)},
+                 "delay_samples": core.aec.delay, "paths_loaded": core.aec.loads,
+                 "path_moves": core.echo_tracker.moves, "erle_db": round(core.aec.echo_return_loss_db, 1)},
              "startup_flags": stats.startup_flags,
              "leak_ref_shift_samples": core.engine.detector._core.ref_shift_samples,
              "round_trip_changes": core.engine.detector._core.shift_changes}

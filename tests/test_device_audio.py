@@ -250,3 +250,19 @@ def test_play_file_into_the_sink_is_heard_on_the_monitor(virtual_audio, tmp_path
         time.sleep(0.5)
     assert player.returncode == 0
     assert np.abs(rec).max() > 0.2
+
+
+def test_what_c_libraries_print_never_reaches_the_terminal(tmp_path):
+    """The command line keeps Python's stderr on the terminal and sends file descriptor 2 (where PortAudio
+    and decoders write) to $STEPSOUND_NATIVE_LOG."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "native.log"
+    code = ("import os, sys; from stepsound.cli import _divert_native_stderr; _divert_native_stderr(); "
+            "os.write(2, b'Expression err failed in pa_linux_alsa.c\\n'); print('stepsound: one line', file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**__import__("os").environ, "STEPSOUND_NATIVE_LOG": str(log)})
+    assert proc.returncode == 0
+    assert proc.stderr == "stepsound: one line\n"
+    assert "pa_linux_alsa" in log.read_text()

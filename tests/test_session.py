@@ -432,3 +432,52 @@ def test_round_trip_measured_while_the_runner_runs_is_right_or_refused(virtual_a
         assert store.get_setting(latency_key(virtual_audio.device, virtual_audio.device, rate, "low")) is None
     finally:
         store.close()
+
+
+def test_echo_canceller_follows_a_changed_round_trip_and_cleans_the_microphone():
+    """As above, with the echo canceller started from the measured response: our clicks (as loud as the
+    steps) are removed from what the detector hears, the canceller follows the 50 ms jump of the round trip
+    from the session's own clicks (not from the steps), and at most two clicks are counted while it does."""
+    from _signals import bursts
+    from stepsound.session import REF_EARLY_S
+
+    sr = 44100
+    lag0, lag1 = 1640, 1640 + int(0.05 * sr)
+    steps, truth = bursts(sample_rate=sr, duration_s=40.0, cadence_spm=162, noise_rms=0.005, level=0.3, seed=9)
+    response = np.zeros(sr // 2)
+    response[lag0] = 1.0               # what the sweep probe measured before the session
+    core = SessionCore(sr, CoachConfig(target="175"), leak_ref_delay=lag0 - int(round(REF_EARLY_S * sr)),
+                       level_db=-12.0, echo_cancel=True, echo_response=response)
+    n = len(steps) // 1024 * 1024
+    echo = np.zeros(n + 8192, np.float32)
+    cleaned = np.zeros(n, np.float32)
+    out = np.zeros(1024, np.float32)
+    found, arrivals = [], []
+    for start in range(0, n, 1024):
+        lag = lag0 if start < 20 * sr else lag1
+        core.audio_block(steps[start:start + 1024] + echo[start:start + 1024], out)
+        cleaned[start:start + 1024] = core._clean[:1024]
+        core.echo_tracker.update()
+        echo[start + lag:start + lag + 1024] += out
+        for k in np.flatnonzero(np.abs(out) > 0):
+            if not arrivals or start + k + lag - arrivals[-1] > 2048:
+                arrivals.append(start + k + lag)
+        for ev in core.events.drain():
+            if isinstance(ev, CadenceTick):
+                core.coach.on_tick(ev)
+            elif isinstance(ev, Step):
+                found.append(ev.onset_sample)
+    assert abs(core.aec.delay + core.aec.pre_samples - lag1) <= int(0.001 * sr)
+    resid = cleaned - steps[:n]          # what is left of our clicks
+    for lo, hi in ((2, 19), (23, 39)):
+        a = slice(lo * sr, hi * sr)
+        assert 10 * np.log10(np.sum(echo[a] ** 2) / np.sum(resid[a] ** 2)) > 30.0, (lo, hi)
+    arrivals = np.array(arrivals)
+    true_steps = np.asarray(truth)
+    own = [f for f in found if np.min(np.abs(arrivals - f)) < 0.02 * sr and np.min(np.abs(true_steps - f)) > 0.05 * sr]
+    assert len([f for f in own if f < 20 * sr]) == 0, own
+    assert len(own) <= 2, own
+    assert len([f for f in own if f > 22 * sr]) == 0, own
+    hits = sum(np.min(np.abs(np.array(found) - t)) < 0.05 * sr for t in true_steps)
+    assert hits >= 0.95 * len(true_steps), (hits, len(true_steps))
+
