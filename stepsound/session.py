@@ -614,7 +614,8 @@ def run_live(args, store) -> int:
              "leak_gains_db": [round(g, 1) for g in core.engine.detector.leak_gains_db],
              "leak_ref_delay_samples": core.leak_ref_delay,
              "echo_cancel": None if core.aec is None else {
-                 "delay_samples": core.aec.delay, "paths_loaded": core.aec.loads,
+                 "delay_samples": core.aec.delay, "arrival_samples": core.aec.delay + core.aec.pre_samples,
+                 "paths_loaded": core.aec.loads,
                  "path_moves": core.echo_tracker.moves, "erle_db": round(core.aec.echo_return_loss_db, 1)},
              "startup_flags": stats.startup_flags,
              "leak_ref_shift_samples": core.engine.detector._core.ref_shift_samples,
@@ -691,9 +692,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--block-size", type=int, default=0, metavar="N", help="frames per callback (0: PortAudio decides)")
     a.add_argument("--round-trip-ms", type=float, metavar="MS",
                    help="output→input round trip (default: measured at the start with sweep probes)")
-    a.add_argument("--echo-cancel", action="store_true",
-                   help="experimental: subtract our own clicks from the microphone with an adaptive filter "
-                        "started from the measured echo response (see README, 'Hearing itself')")
+    a.add_argument("--echo-cancel", action=argparse.BooleanOptionalAction, default=True,
+                   help="subtract our own clicks and cues from the microphone before steps are detected and "
+                        "graded (an adaptive filter started from the measured echo response; default on)")
     r = p.add_argument_group("replay")
     r.add_argument("--input-file", metavar="FILE", help="run the live engine on a recording instead of the microphone")
     r.add_argument("--fast", action="store_true", help="with --input-file: as fast as possible, no audio device")
