@@ -31,6 +31,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("history", "stepsound.history:history_command", "list past sessions with trends"),
     ("report", "stepsound.history:report_command", "plot one session (PNG/SVG/PDF/HTML)"),
     ("calibrate", "stepsound.calibrate", "learn a runner's heel vs forefoot landing signature"),
+    ("profiles", "stepsound.profiles_cli", "list, show or delete runner profiles"),
 ]
 
 
