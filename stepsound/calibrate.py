@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from stepsound.cli_support import add_aliased_option, duration_arg
 from stepsound.engine import Engine, Step
 from stepsound.errors import AudioDeviceError, ParameterError
 from stepsound.grade import DEFAULT_HEAVY_DB
@@ -269,11 +270,11 @@ def _live_steps(args, say) -> tuple[dict, int]:
 
     sample_rate = args.sample_rate
     if sample_rate is None:
-        in_dev = device.resolve_device(args.device, "input")
+        in_dev = device.resolve_device(args.input_device, "input")
         sample_rate = device.default_sample_rate(in_dev, "input")
     ring = _InputRing(int(sample_rate) * 20)
     stream = device.open_stream(ring.callback, sample_rate=sample_rate, output_channels=0, input_channels=1,
-                                device=args.device, latency="high")
+                                device=args.input_device, latency="high")
     routine = LiveCalibration(stream.sample_rate, steps_per_class=args.steps, settle_s=args.settle,
                               timeout_s=args.timeout)
     last_audio = time.monotonic()
@@ -300,25 +301,20 @@ def _live_steps(args, say) -> tuple[dict, int]:
 # ----------------------------------------------------------------------------- command line
 
 
-def _duration(text):
-    from stepsound.units import parse_duration_s
-
-    return parse_duration_s(text)
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", metavar="NAME", help="runner profile to create or replace (letters, digits, _ - .)")
     p.add_argument("--heel", metavar="FILE", help="recording of heel-first landings")
     p.add_argument("--forefoot", metavar="FILE", help="recording of forefoot landings")
     p.add_argument("--live", action="store_true", help="guided calibration through the microphone")
-    p.add_argument("--device", metavar="DEV", help="input device for --live (index or part of its name)")
+    add_aliased_option(p, "--input-device", ("--device",), dest="input_device", metavar="ID|NAME",
+                       help="input device for --live (index or part of its name)")
     p.add_argument("--sample-rate", type=int, metavar="HZ", help="input sample rate for --live "
                    "(default: the device's)")
     p.add_argument("--steps", type=int, default=20, metavar="N",
                    help="steps of each landing to record with --live (default 20; more is better)")
-    p.add_argument("--settle", type=_duration, default=5.0, metavar="DURATION",
+    p.add_argument("--settle", type=duration_arg, default=5.0, metavar="DURATION",
                    help="time to switch landing after each prompt with --live (default 5s)")
-    p.add_argument("--timeout", type=_duration, default=30.0, metavar="DURATION",
+    p.add_argument("--timeout", type=duration_arg, default=30.0, metavar="DURATION",
                    help="give up after this long without a step with --live (default 30s)")
     p.add_argument("--min-confidence", type=float, default=0.8, metavar="P",
                    help="probability a landing label needs, below which it is 'uncertain' (default 0.8)")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from stepsound.atomic import atomic_open, atomic_path
+from stepsound.cli_support import add_aliased_option
 from stepsound.errors import AudioFileError, ParameterError
 from stepsound.metronome import KIND_NAMES, Metronome
 from stepsound.plans import constant_map, load_plan
@@ -381,7 +382,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sample-rate", type=int, metavar="HZ", help="output rate (default: the music's, else 44100)")
     parser.add_argument("--channels", type=int, choices=(1, 2), help="output channels (default: the music's, else 1)")
     parser.add_argument("--sound", choices=CLICK_SOUNDS, help="beat sound (default: the plan's, else woodblock)")
-    parser.add_argument("--level-db", type=float, metavar="DB", help="beat peak level [dBFS] (default -6)")
+    add_aliased_option(parser, "--volume", ("--level-db",), dest="level_db", type=float, metavar="DBFS",
+                       help="beat peak level [dBFS] (default: the plan's, else -6)")
     parser.add_argument("--accent-every", type=int, metavar="N", help="accent every Nth step (2: one foot)")
     parser.add_argument("--accent-sound", choices=CLICK_SOUNDS, help="sound of accented steps")
     parser.add_argument("--music", metavar="FILE", help="mix the clicks over this music file")
@@ -492,7 +494,7 @@ def run(args) -> int:
         )
     if result.clipped_samples:
         print(
-            f"stepsound: warning: {result.clipped_samples} samples clipped; lower --music-db or --level-db",
+            f"stepsound: warning: {result.clipped_samples} samples clipped; lower --music-db or --volume",
             file=sys.stderr,
         )
     return 0
