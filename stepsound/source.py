@@ -7,6 +7,7 @@ only one block is held at a time.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -241,10 +242,13 @@ class FileSource:
         try:
             with muted:
                 f = sf.SoundFile(self.path)
+            # only the MP3 decoder chatters while reading; other reads leave stderr alone (a live
+            # display may be writing to it meanwhile)
+            quiet = muted if f.format == "MP3" else contextlib.nullcontext()
             with f:
                 while True:
                     try:
-                        with muted:
+                        with quiet:
                             n = len(f.read(self.block_size, dtype="float32", always_2d=True, out=buf))
                     except Exception as exc:
                         self._stopped_early(done, f"corrupt audio data after {done / self.info.sample_rate:.2f} s "

@@ -135,6 +135,24 @@ def test_non_audio_mp3_is_one_line_without_decoder_noise(tmp_path, capfd):
         assert out == ""
 
 
+def test_damaged_mp3_is_analysed_with_one_warning_and_no_decoder_noise(tmp_path, capfd):
+    x, _ = bursts(sample_rate=SR, duration_s=10.0, noise_rms=0.01, seed=23)
+    good = tmp_path / "good.mp3"
+    sf.write(good, x, SR)
+    data = good.read_bytes()
+    hole = tmp_path / "hole.mp3"                      # 3 kB of zeros in the middle
+    hole.write_bytes(data[: len(data) // 2] + bytes(3000) + data[len(data) // 2 + 3000:])
+    cut = tmp_path / "cut.mp3"                        # the second half missing
+    cut.write_bytes(data[: len(data) // 2 + 17])
+    for path in (hole, cut):
+        code = main(["analyze", str(path), "--quiet"])
+        out, err = capfd.readouterr()
+        lines = err.strip().splitlines()
+        assert code == 0
+        assert len(lines) == 1 and lines[0].startswith(f"stepsound: warning: {path}: "), err
+        assert "analysed the readable part" in lines[0]
+
+
 def test_summary_latency_keys_are_a_bound_and_measurements(run_file, capsys):
     path, _ = run_file
     assert main(["analyze", path, "--json", "-", "--quiet"]) == 0
