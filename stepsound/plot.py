@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 from stepsound.atomic import atomic_path
 from stepsound.errors import StepsoundError
+
+
+# a file name or label with characters the font lacks is drawn with boxes: not worth a warning on stderr
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from (current )?font", category=UserWarning)
 
 
 def plot_analysis(analysis, path: str) -> None:

@@ -249,3 +249,17 @@ def test_second_ctrl_c_stops_workers_and_keeps_previous_outputs(tmp_path):
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers)
+
+
+def test_report_of_a_file_name_the_font_cannot_draw_is_quiet(tmp_path):
+    from stepsound.store import SessionStore
+
+    db = tmp_path / "s.sqlite"
+    store = SessionStore(str(db))
+    sid = store.begin(source="run-\U0004da6c.flac", sample_rate=8000, target=None, cues_mode="none")
+    store.finish(sid, status="complete", duration_s=1.0, summary={})
+    store.close()
+    res = subprocess.run([sys.executable, "-m", "stepsound", "report", "last", "--db", str(db), "-o",
+                          str(tmp_path / "r.png")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0
+    assert res.stderr.splitlines() == [f"report of session {sid} written to {tmp_path / 'r.png'}"]
