@@ -10,11 +10,11 @@ import argparse
 import math
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from stepsound.atomic import output_file
 from stepsound.cadence import side_asymmetry
 from stepsound.engine import CadenceTick, Engine, Step
 from stepsound.errors import AudioFileError, ParameterError, StepsoundError
@@ -37,6 +37,11 @@ class Analysis:
         What a live display would have shown, every 0.25 s.
     latency_ms : float
         Detector's worst-case detection latency.
+    heavy_db : float [dB]
+        Heavy-landing threshold used.
+    warning : str or None
+        Set when the file could only be read in part (truncated or corrupt
+        data): the results cover the readable part, ``duration_s`` long.
     """
 
     file: str
@@ -46,6 +51,7 @@ class Analysis:
     cadence: list = field(default_factory=list)
     latency_ms: float = 0.0
     heavy_db: float = 6.0
+    warning: str | None = None
 
     def summary(self) -> dict:
         """Summary statistics (see README for each key)."""
@@ -59,6 +65,7 @@ class Analysis:
             "file": self.file,
             "sample_rate": self.sample_rate,
             "duration_s": round(self.duration_s, 4),
+            "warning": self.warning,
             "steps": [s.to_dict() for s in self.steps],
             "cadence": [{"time_s": round(t.time_s, 3), "spm": _round(t.spm)} for t in self.cadence],
             "summary": self.summary(),
@@ -69,12 +76,32 @@ def summarize(steps: list, displayed_spm: list, heavy_db: float, latency_ms: flo
     """Summary statistics of step records (``Step.to_dict()``) and displayed cadence values.
 
     Shared by ``analyze`` and live sessions, so both summarise alike.
+
+    Parameters
+    ----------
+    steps : list of dict
+        Step records, extra detections included (flagged ``extra``).
+    displayed_spm : list of float or None
+        The cadence a live display showed, every tick [steps/min].
+    heavy_db : float [dB]
+        Heavy-landing threshold used.
+    latency_ms : float [ms]
+        The detector's bound on detection latency (a property of its
+        configuration), reported as ``detect_latency_bound_ms``; the measured
+        latencies of the steps give ``detect_latency_median_ms`` and
+        ``detect_latency_p95_ms``.
+
+    Returns
+    -------
+    dict
+        The ``summary`` object of the JSON schema in README.md.
     """
     real = [s for s in steps if not s.get("extra")]
     spm = np.array([s["cadence_spm"] for s in real if s.get("cadence_spm") is not None], dtype=float)
     shown = np.array([v for v in displayed_spm if v is not None], dtype=float)
     impacts = np.array([s["impact_db"] for s in real if s.get("impact_db") is not None], dtype=float)
     heavy = sum(bool(s.get("heavy")) for s in real)
+    delays = np.array([s["detect_latency_ms"] for s in real if s.get("detect_latency_ms") is not None], dtype=float)
     strikes = [s.get("strike") for s in real if s.get("strike")]
     out = {
         "steps": len(real),
@@ -89,7 +116,9 @@ def summarize(steps: list, displayed_spm: list, heavy_db: float, latency_ms: flo
         "heavy_share": _round(heavy / len(real), 4) if real else None,
         "heavy_threshold_db": heavy_db,
         "median_impact_db": _round(np.median(impacts)) if impacts.size else None,
-        "detect_latency_max_ms": _round(latency_ms),
+        "detect_latency_bound_ms": _round(latency_ms),
+        "detect_latency_median_ms": _round(np.median(delays)) if delays.size else None,
+        "detect_latency_p95_ms": _round(np.percentile(delays, 95)) if delays.size else None,
     }
     if strikes:
         out["strike_counts"] = {k: strikes.count(k) for k in ("heel", "forefoot", "uncertain")}
@@ -120,10 +149,17 @@ def analyze_file(path: str, *, block_size: int = DEFAULT_BLOCK_SIZE, engine_fact
     engine_factory : callable(sample_rate) -> Engine, optional
     on_progress : callable(seconds_done), optional
 
+    Returns
+    -------
+    Analysis
+        Of the readable part of the file: a file truncated or corrupt after
+        some audio gives the results up to there, with ``warning`` set.
+
     Raises
     ------
     AudioFileError
-        Unreadable, corrupt or truncated file, or non-finite samples.
+        Missing, unreadable or not audio; no readable audio at all;
+        non-finite samples.
     """
     source = FileSource(path, block_size=block_size)
     rate = source.info.sample_rate
@@ -146,7 +182,7 @@ def analyze_file(path: str, *, block_size: int = DEFAULT_BLOCK_SIZE, engine_fact
         if on_progress is not None:
             on_progress(done / rate)
     return Analysis(os.fspath(path), rate, done / rate, steps, ticks,
-                    1000.0 * engine.latency_samples / rate, engine.grader.heavy_db)
+                    1000.0 * engine.latency_samples / rate, engine.grader.heavy_db, source.warning)
 
 
 # -- output ---------------------------------------------------------------------
@@ -162,42 +198,13 @@ def write_csv(analyses: list[Analysis], path: str) -> None:
     from stepsound.detect import FEATURE_NAMES
 
     columns = ["file"] + CSV_COLUMNS + list(FEATURE_NAMES)
-    with _open_out(path) as fh:
+    with output_file(path, newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)
         for a in analyses:
             for s in a.steps:
                 rec = s.to_dict()
                 writer.writerow([a.file] + ["" if rec.get(c) is None else rec.get(c) for c in columns[1:]])
-
-
-class _open_out:
-    """Open an output path (``-`` = stdout) with one-line errors."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.fh = None
-
-    def __enter__(self):
-        if self.path == "-":
-            return sys.stdout
-        try:
-            self.fh = open(self.path, "w", newline="", encoding="utf-8")
-        except OSError as exc:
-            raise StepsoundError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
-        return self.fh
-
-    def __exit__(self, exc_type, exc, tb):
-        name = "standard output" if self.path == "-" else self.path
-        failed = exc if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) else None
-        if self.fh is not None:
-            try:
-                self.fh.close()
-            except OSError as err:
-                failed = failed or err
-        if failed is not None:
-            raise StepsoundError(f"{name}: cannot write ({failed.strerror or failed})") from None
-        return False
 
 
 def write_analyses_json(items: list, path: str, single: bool) -> None:
@@ -217,7 +224,7 @@ def write_analyses_json(items: list, path: str, single: bool) -> None:
             fh.write(json.dumps(item))
             return
         head = {"schema": SCHEMA_VERSION, "file": item.file, "sample_rate": item.sample_rate,
-                "duration_s": round(item.duration_s, 4)}
+                "duration_s": round(item.duration_s, 4), "warning": item.warning}
         fh.write(json.dumps(head)[:-1])
         fh.write(', "steps": [')
         for i, st in enumerate(item.steps):
@@ -227,36 +234,26 @@ def write_analyses_json(items: list, path: str, single: bool) -> None:
             fh.write(("," if i else "") + json.dumps({"time_s": round(t.time_s, 3), "spm": _round(t.spm)}))
         fh.write('],\n "summary": ' + json.dumps(item.summary(), allow_nan=False) + "}")
 
-    with _open_out(path) as fh:
-        try:
-            if single:
-                dump_one(fh, items[0])
-            else:
-                fh.write("[")
-                for i, item in enumerate(items):
-                    if i:
-                        fh.write(",\n")
-                    dump_one(fh, item)
-                fh.write("]")
-            fh.write("\n")
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise StepsoundError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    with output_file(path) as fh:
+        if single:
+            dump_one(fh, items[0])
+        else:
+            fh.write("[")
+            for i, item in enumerate(items):
+                if i:
+                    fh.write(",\n")
+                dump_one(fh, item)
+            fh.write("]")
+        fh.write("\n")
 
 
 def write_json(docs, path: str) -> None:
-    """Write a JSON document (``-`` = stdout)."""
+    """Write a JSON document (``-`` = stdout; a file is replaced atomically)."""
     import json
 
-    with _open_out(path) as fh:
-        try:
-            json.dump(docs, fh, indent=1, allow_nan=False)
-            fh.write("\n")
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise StepsoundError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    with output_file(path) as fh:
+        json.dump(docs, fh, indent=1, allow_nan=False)
+        fh.write("\n")
 
 
 def format_summary(a: Analysis) -> str:
@@ -294,7 +291,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(several files: PATH-<name>.png each)")
     p.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, metavar="N",
                    help=f"samples per block fed to the engine (default {DEFAULT_BLOCK_SIZE}; results do not change)")
-    p.add_argument("--jobs", type=int, default=0, metavar="N", help="parallel workers (default: all cores)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N", help="parallel workers (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no human summary, no progress bar")
     p.add_argument("--profile", metavar="NAME", help="runner profile from `stepsound calibrate`: "
                    "heel/forefoot per step (and its learned heavy threshold)")
@@ -314,18 +311,114 @@ def _worker(path: str, block_size: int, engine_factory=None):
 INTERRUPTED = "interrupted"
 
 
-def _ignore_sigint():
-    """Worker initializer: Ctrl-C is the parent's to handle (no traceback from each worker)."""
+def _worker_init():
+    """Worker initializer: Ctrl-C is the parent's to handle (no traceback from each worker).
+
+    SIGINT arrives blocked (see :func:`_analyze_in_pool`): it is ignored, then unblocked.
+    """
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _analyze_in_pool(paths: list, jobs: int, block_size: int, factory, progress, results: list,
+                     errors: list) -> bool:
+    """Analyse ``paths`` in ``jobs`` worker processes, filling ``results``/``errors`` in place.
+
+    At most ``jobs`` files are handed out at a time.  A first Ctrl-C hands out
+    no more and waits for the files being analysed; a second one stops the
+    workers at once (``KeyboardInterrupt`` propagates).  The workers never
+    outlive this call.
+
+    Returns
+    -------
+    interrupted : bool
+        True after a first Ctrl-C (the files not analysed have neither result nor error).
+    """
+    import multiprocessing
+    import signal
+
+    # workers must never see SIGINT before they ignore it: block it while they are made
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pool = multiprocessing.Pool(processes=jobs, initializer=_worker_init)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    pending = list(range(len(paths)))[::-1]
+    running: dict = {}
+    interrupted = False
+    try:
+        while pending or running:
+            try:
+                while pending and len(running) < jobs:
+                    i = pending.pop()
+                    running[i] = pool.apply_async(_worker, (paths[i], block_size, factory))
+                for i, res in list(running.items()):
+                    if res.ready():
+                        results[i], errors[i] = res.get()
+                        del running[i]
+                        progress.advance()
+                if running:
+                    next(iter(running.values())).wait(0.05)
+            except KeyboardInterrupt:
+                if interrupted:
+                    raise           # the second Ctrl-C: stop now (the pool is terminated below)
+                interrupted = True
+                pending.clear()     # the first: finish the files being analysed, start no more
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+    return interrupted
+
+
+def _check_options(args) -> None:
+    """Usage errors of ``analyze``, found before any work."""
+    if args.block_size < 1:
+        raise ParameterError(f"--block-size={args.block_size} must be a positive number of samples")
+    if args.jobs is not None and args.jobs < 1:
+        raise ParameterError(f"--jobs={args.jobs} must be a positive number of workers (default: all cores)")
+    if args.json == "-" and args.csv == "-":
+        raise ParameterError("--json - and --csv - would both write to standard output; send one to a file")
+
+
+def _write_outputs(args, paths: list, results: list, errors: list) -> list[str]:
+    """Write ``--json``, ``--csv`` and ``--plot``, each independently of the others' failure.
+
+    Returns
+    -------
+    failures : list of str
+        One message per output that could not be written.
+    """
+    done = [a for a in results if a is not None]
+    failures: list[str] = []
+
+    def attempt(write, *a, **kw):
+        try:
+            write(*a, **kw)
+        except StepsoundError as exc:
+            failures.append(str(exc))
+
+    if args.json:
+        items = [a if a is not None else {"file": p, "error": e} for a, p, e in zip(results, paths, errors)]
+        attempt(write_analyses_json, items, args.json, single=len(paths) == 1 and results[0] is not None)
+    if args.csv:
+        attempt(write_csv, done, args.csv)
+    if args.plot and done:
+        from stepsound.plot import plot_analysis
+
+        for a in done:
+            out = args.plot
+            if len(paths) > 1:
+                stem, ext = os.path.splitext(args.plot)
+                out = f"{stem}-{os.path.splitext(os.path.basename(a.file))[0]}{ext or '.png'}"
+            attempt(plot_analysis, a, out)
+    return failures
 
 
 def run(args) -> int:
-    if args.block_size < 1:
-        raise ParameterError(f"--block-size={args.block_size} must be a positive number of samples")
-    if args.jobs < 0:
-        raise ParameterError(f"--jobs={args.jobs} must be 0 (all cores) or a positive number of workers")
+    _check_options(args)
     paths = find_audio_files(args.paths)
     if not paths:
         raise AudioFileError(f"{', '.join(args.paths)}: no audio files found")
@@ -336,10 +429,10 @@ def run(args) -> int:
     results: list = [None] * len(paths)
     errors: list = [None] * len(paths)
     progress = _Progress(enabled=not args.quiet and sys.stderr.isatty(), total=len(paths))
-    jobs = args.jobs or os.cpu_count() or 1
+    jobs = min(args.jobs or os.cpu_count() or 1, len(paths))
     interrupted = False
     with progress:
-        if len(paths) == 1 or jobs == 1:
+        if jobs == 1:
             try:
                 for i, path in enumerate(paths):
                     try:
@@ -351,47 +444,26 @@ def run(args) -> int:
             except KeyboardInterrupt:
                 interrupted = True
         else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_ignore_sigint) as pool:
-                futures = [pool.submit(_worker, p, args.block_size, factory) for p in paths]
-                try:
-                    for i, fut in enumerate(futures):
-                        results[i], errors[i] = fut.result()
-                        progress.advance()
-                except KeyboardInterrupt:
-                    interrupted = True
-                    for fut in futures:
-                        fut.cancel()
-                    # files whose worker finished meanwhile are kept (running ones finish, then the pool closes)
-                    for i, fut in enumerate(futures):
-                        if results[i] is None and errors[i] is None and fut.done() and not fut.cancelled():
-                            results[i], errors[i] = fut.result()
+            interrupted = _analyze_in_pool(paths, jobs, args.block_size, factory, progress, results, errors)
     if interrupted:
         # what was analysed is still written; the rest is marked, and the exit code says interrupted
         errors = [INTERRUPTED if r is None and e is None else e for r, e in zip(results, errors)]
     for err in errors:
         if err and err is not INTERRUPTED:
             print(f"stepsound: error: {err}", file=sys.stderr)
-    done = [a for a in results if a is not None]
+    for a in results:
+        if a is not None and a.warning:
+            print(f"stepsound: warning: {a.warning}", file=sys.stderr)
     if not args.quiet and not (args.json == "-" or args.csv == "-"):
-        for a in done:
-            print(format_summary(a))
-    if args.json:
-        items = [a if a is not None else {"file": p, "error": e} for a, p, e in zip(results, paths, errors)]
-        write_analyses_json(items, args.json, single=len(paths) == 1 and results[0] is not None)
-    if args.csv:
-        write_csv(done, args.csv)
-    if args.plot and done:
-        from stepsound.plot import plot_analysis
-
-        for a in done:
-            out = args.plot
-            if len(paths) > 1:
-                stem, ext = os.path.splitext(args.plot)
-                out = f"{stem}-{os.path.splitext(os.path.basename(a.file))[0]}{ext or '.png'}"
-            plot_analysis(a, out)
+        for a in results:
+            if a is not None:
+                print(format_summary(a))
+    failures = _write_outputs(args, paths, results, errors)
+    for msg in failures:
+        print(f"stepsound: error: {msg}", file=sys.stderr)
     if interrupted:
         raise KeyboardInterrupt
-    return 1 if any(errors) else 0
+    return 1 if any(errors) or failures else 0
 
 
 class _Progress:

@@ -18,17 +18,19 @@ This is coaching feedback, not a diagnosis.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
 
 import numpy as np
 
+from stepsound.cli_support import add_aliased_option, duration_arg
 from stepsound.engine import Engine, Step
 from stepsound.errors import AudioDeviceError, ParameterError
 from stepsound.grade import DEFAULT_HEAVY_DB
 from stepsound.profiles import RunnerProfile, check_name, save_profile
-from stepsound.strike import CalibrationError, fit_strike_classifier, landing_db
+from stepsound.strike import POOR_BELOW, CalibrationError, fit_strike_classifier, landing_db
 
 __all__ = ["calibration_steps", "learn_heavy_db", "make_profile", "LiveCalibration", "format_report",
            "add_arguments", "run"]
@@ -268,11 +270,11 @@ def _live_steps(args, say) -> tuple[dict, int]:
 
     sample_rate = args.sample_rate
     if sample_rate is None:
-        in_dev = device.resolve_device(args.device, "input")
+        in_dev = device.resolve_device(args.input_device, "input")
         sample_rate = device.default_sample_rate(in_dev, "input")
     ring = _InputRing(int(sample_rate) * 20)
     stream = device.open_stream(ring.callback, sample_rate=sample_rate, output_channels=0, input_channels=1,
-                                device=args.device, latency="high")
+                                device=args.input_device, latency="high")
     routine = LiveCalibration(stream.sample_rate, steps_per_class=args.steps, settle_s=args.settle,
                               timeout_s=args.timeout)
     last_audio = time.monotonic()
@@ -299,29 +301,53 @@ def _live_steps(args, say) -> tuple[dict, int]:
 # ----------------------------------------------------------------------------- command line
 
 
-def _duration(text):
-    from stepsound.units import parse_duration_s
-
-    return parse_duration_s(text)
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", metavar="NAME", help="runner profile to create or replace (letters, digits, _ - .)")
     p.add_argument("--heel", metavar="FILE", help="recording of heel-first landings")
     p.add_argument("--forefoot", metavar="FILE", help="recording of forefoot landings")
     p.add_argument("--live", action="store_true", help="guided calibration through the microphone")
-    p.add_argument("--device", metavar="DEV", help="input device for --live (index or part of its name)")
+    add_aliased_option(p, "--input-device", ("--device",), dest="input_device", metavar="ID|NAME",
+                       help="input device for --live (index or part of its name)")
     p.add_argument("--sample-rate", type=int, metavar="HZ", help="input sample rate for --live "
                    "(default: the device's)")
     p.add_argument("--steps", type=int, default=20, metavar="N",
                    help="steps of each landing to record with --live (default 20; more is better)")
-    p.add_argument("--settle", type=_duration, default=5.0, metavar="DURATION",
+    p.add_argument("--settle", type=duration_arg, default=5.0, metavar="DURATION",
                    help="time to switch landing after each prompt with --live (default 5s)")
-    p.add_argument("--timeout", type=_duration, default=30.0, metavar="DURATION",
+    p.add_argument("--timeout", type=duration_arg, default=30.0, metavar="DURATION",
                    help="give up after this long without a step with --live (default 30s)")
     p.add_argument("--min-confidence", type=float, default=0.8, metavar="P",
                    help="probability a landing label needs, below which it is 'uncertain' (default 0.8)")
     p.add_argument("--json", metavar="PATH", help="also write the calibration result as JSON (- for stdout)")
+    p.add_argument("--force", action="store_true", help="replace an existing profile of that name without asking")
+
+
+def _may_replace(name: str, force: bool) -> None:
+    """Before any work: an existing profile is replaced only with ``--force`` or a yes on a terminal."""
+    from stepsound.profiles import profile_path
+
+    path = profile_path(name)
+    if force or not path.exists():
+        return
+    if sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty():
+        print(f"a profile named {name!r} exists ({path}); replace it once calibrated? [y/N] ",
+              end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline().strip().lower()
+        if answer in ("y", "yes"):
+            return
+        raise ParameterError(f"profile {name!r} kept; choose another --name, or --force to replace it")
+    raise ParameterError(f"a profile named {name!r} exists ({path}); add --force to replace it, "
+                         "or choose another --name")
+
+
+def _check_separable(profile: RunnerProfile) -> None:
+    """Refuse a calibration whose landings cannot be told apart (nothing is saved)."""
+    r = profile.report
+    if r.verdict == "poor":
+        raise CalibrationError(
+            f"calibration of {profile.name!r} not saved: the two landings were told apart in only "
+            f"{100 * r.cv_accuracy:.0f}% of held-out steps (at least {100 * POOR_BELOW:.0f}% needed); move the "
+            "microphone closer, reduce noise or exaggerate each landing, then calibrate again")
 
 
 def run(args) -> int:
@@ -335,6 +361,7 @@ def run(args) -> int:
         raise ParameterError("give both --heel FILE and --forefoot FILE, or --live")
     if args.steps < 10:
         raise ParameterError(f"--steps={args.steps} must be at least 10")
+    _may_replace(args.name, args.force)
     say_stream = sys.stderr
 
     def say(msg: str) -> None:
@@ -354,11 +381,20 @@ def run(args) -> int:
         sources = [args.heel, args.forefoot]
     profile = make_profile(args.name, heel, fore, sources=sources, sample_rate=rate,
                            min_confidence=args.min_confidence)
-    path = save_profile(profile)
+    _check_separable(profile)
     if args.json:
-        from stepsound.analyze import write_json
+        # the JSON is written in full first and put in place only once the profile is saved:
+        # a failed --json leaves no profile saved, a failed save no JSON
+        from stepsound.atomic import output_file
+        from stepsound.profiles import profile_path
 
-        write_json(_report_doc(profile, path), args.json)
+        with output_file(args.json) as fh:
+            json.dump(_report_doc(profile, profile_path(args.name)), fh, indent=1, allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            path = save_profile(profile)
+    else:
+        path = save_profile(profile)
     if args.json != "-":
         print(format_report(profile, path))
     return 0

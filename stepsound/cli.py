@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 from stepsound import __version__
@@ -31,6 +32,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("history", "stepsound.history:history_command", "list past sessions with trends"),
     ("report", "stepsound.history:report_command", "plot one session (PNG/SVG/PDF/HTML)"),
     ("calibrate", "stepsound.calibrate", "learn a runner's heel vs forefoot landing signature"),
+    ("profiles", "stepsound.profiles_cli", "list, show or delete runner profiles"),
 ]
 
 
@@ -38,7 +40,8 @@ class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line and exit code 2."""
 
     def error(self, message: str) -> None:  # pragma: no cover - exercised via main()
-        raise _UsageError(f"{self.prog}: {message}")
+        command = self.prog.partition(" ")[2]          # "stepsound run" -> "run"
+        raise _UsageError(f"stepsound: error: {command + ': ' if command else ''}{message}")
 
 
 class _UsageError(Exception):
@@ -61,26 +64,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Options whose value may start with "-" in a form argparse takes for an option ("-3%").
-_SIGNED_VALUE_OPTIONS = ("--target",)
+#: A value that starts with "-" and a digit but is not a plain number ("-5s", "-3%"): argparse would
+#: take it for an option.  Plain negative numbers ("-3", "-0.5") argparse already reads as values.
+_SIGNED_QUANTITY = re.compile(r"^-\.?\d")
+_PLAIN_NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")
 
 
 def _attach_signed_values(argv: list[str]) -> list[str]:
-    """``--target -3%`` → ``--target=-3%`` (argparse would read ``-3%`` as an option)."""
+    """``--target -3%`` → ``--target=-3%``, ``--warmup -5s`` → ``--warmup=-5s``.
+
+    So that a negative quantity reaches the option's own check (and its clear
+    message) instead of argparse's "expected one argument".
+    """
     out: list[str] = []
     i = 0
     while i < len(argv):
-        if argv[i] in _SIGNED_VALUE_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-") \
-                and argv[i + 1][1:2].isdigit():
-            out.append(f"{argv[i]}={argv[i + 1]}")
-            i += 2
-            continue
-        if argv[i] == "--":
+        arg = argv[i]
+        if arg == "--":
             out.extend(argv[i:])
             break
-        out.append(argv[i])
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if arg.startswith("--") and "=" not in arg and _SIGNED_QUANTITY.match(nxt) \
+                and not _PLAIN_NEGATIVE.match(nxt):
+            out.append(f"{arg}={nxt}")
+            i += 2
+            continue
+        out.append(arg)
         i += 1
     return out
+
+
+def _say(message: str) -> None:
+    """Print an error on stderr as exactly one line (user text can hold line breaks)."""
+    print(" ".join(str(message).splitlines()), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,13 +109,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return int(args._module.run(args) or 0)
     except _UsageError as exc:
-        print(str(exc), file=sys.stderr)
+        _say(str(exc))
         return 2
     except ParameterError as exc:
-        print(f"stepsound: error: {exc}", file=sys.stderr)
+        _say(f"stepsound: error: {exc}")
         return 2
     except StepsoundError as exc:
-        print(f"stepsound: error: {exc}", file=sys.stderr)
+        _say(f"stepsound: error: {exc}")
         return 1
     except KeyboardInterrupt:
         print("stepsound: interrupted", file=sys.stderr)
@@ -117,13 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         # the system refused (standard output on a full disk, a device gone): one line, no traceback
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"stepsound: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        _say(f"stepsound: error: {where}{exc.strerror or exc}")
         return 1
     except Exception as exc:  # a bug: still one line for the user, the traceback on request
         if os.environ.get("STEPSOUND_TRACEBACK"):
             raise
-        print(f"stepsound: internal error: {type(exc).__name__}: {exc} "
-              "(a bug: please report it; STEPSOUND_TRACEBACK=1 shows the details)", file=sys.stderr)
+        _say(f"stepsound: internal error: {type(exc).__name__}: {exc} "
+             "(a bug: please report it; STEPSOUND_TRACEBACK=1 shows the details)")
         return 1
 
 

@@ -31,3 +31,22 @@ def latency_arg(text: str):
     if text in ("high", "low"):
         return text
     return duration_arg(text)
+
+
+def add_aliased_option(parser: argparse.ArgumentParser, name: str, old_names: tuple[str, ...], **kwargs) -> None:
+    """Add option ``name`` and, hidden from ``--help``, older spellings that still work.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    name : str
+        The option as documented, e.g. ``"--volume"``.
+    old_names : tuple of str
+        Former names kept so that scripts using them do not break.
+    **kwargs
+        As for :meth:`argparse.ArgumentParser.add_argument`; ``dest`` is required.
+    """
+    parser.add_argument(name, **kwargs)
+    if old_names:
+        hidden = {k: v for k, v in kwargs.items() if k in ("dest", "type", "metavar", "choices")}
+        parser.add_argument(*old_names, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **hidden)

@@ -26,6 +26,8 @@ metronome, so replayed recordings exercise exactly what a live session does.
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections import deque
 from dataclasses import dataclass
 
@@ -65,6 +67,12 @@ class Cue:
                 "target_spm": None if self.target_spm is None else round(self.target_spm, 2)}
 
 
+#: Narrowest on-target band, ± percent (narrower: every stride's variation is "off target").
+MIN_BAND_PCT = 0.5
+#: Widest on-target band, ± percent (wider: the metronome could never cue a 5-10 % change).
+MAX_BAND_PCT = 20.0
+
+
 @dataclass
 class CoachConfig:
     """What the coach aims for and how it cues.
@@ -79,7 +87,8 @@ class CoachConfig:
     warmup_s : float [seconds]
         Warm-up length (measured from the first step).
     band_pct : float [%]
-        Off-target band half-width around the target.
+        Off-target band half-width around the target, between
+        :data:`MIN_BAND_PCT` and :data:`MAX_BAND_PCT`.
     off_hold_s, on_hold_s : float [seconds]
         How long the cadence must stay off (on) target before the coach acts.
     heavy_window, heavy_count : int
@@ -106,6 +115,9 @@ class CoachConfig:
     def validate(self) -> None:
         if self.cues not in CUE_MODES:
             raise ParameterError(f"cues={self.cues!r} must be one of {', '.join(CUE_MODES)}")
+        if not (MIN_BAND_PCT <= float(self.band_pct) <= MAX_BAND_PCT):
+            raise ParameterError(f"--band {float(self.band_pct):g}: the on-target band must be between "
+                                 f"{MIN_BAND_PCT:g} and {MAX_BAND_PCT:g} % of the target")
         for name in ("warmup_s", "band_pct", "off_hold_s", "on_hold_s", "soft_cooldown_s", "average_s"):
             v = float(getattr(self, name))
             if not (math.isfinite(v) and v >= 0):
@@ -121,6 +133,14 @@ MAX_RELATIVE_PCT = 30.0
 MAX_OFFSET_SPM = 50.0
 
 
+_TARGET_LIKE = re.compile(r"^\s*[+-]?\s*(?:\d+(?:\.\d*)?|\.\d+)\s*[A-Za-z%]*\s*$")
+
+
+def _looks_like_target(text: str) -> bool:
+    """True for text meant as a cadence target rather than a plan ("5%", "+5 pct", "170x"; not a file)."""
+    return bool(_TARGET_LIKE.match(text)) and not os.path.exists(text)
+
+
 class _Goal:
     """The target as a function of coaching time."""
 
@@ -133,8 +153,13 @@ class _Goal:
             return
         try:
             self.target = parse_target(text)
-        except ParameterError:
-            self.plan = load_plan(text)
+        except ParameterError as not_a_target:
+            try:
+                self.plan = load_plan(text)
+            except ParameterError:
+                if _looks_like_target(text):
+                    raise not_a_target from None   # "5%": what is wrong with it as a target, not "no plan"
+                raise
         if self.target is not None and self.target.kind == "absolute":
             check_cadence(self.target.value, "target")
         if self.target is not None and self.target.kind == "percent" and abs(self.target.value) > MAX_RELATIVE_PCT:

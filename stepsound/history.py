@@ -12,8 +12,10 @@ import sys
 
 import numpy as np
 
+from stepsound.atomic import output_file
 from stepsound.cli_support import Command
 from stepsound.errors import ParameterError, StepsoundError
+from stepsound.plot import save_figure
 from stepsound.store import SessionStore, default_db_path
 
 
@@ -31,6 +33,17 @@ def _trend(values: list) -> float | None:
     x = np.array([p[0] for p in pts], float)
     y = np.array([p[1] for p in pts], float)
     return float(np.polyfit(x, y, 1)[0])
+
+
+def _rounded(obj, digits: int = 3):
+    """``obj`` with every float rounded to ``digits`` decimals (lists and dicts followed)."""
+    if isinstance(obj, float):
+        return round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: _rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_rounded(v, digits) for v in obj]
+    return obj
 
 
 # -- history -----------------------------------------------------------------------------
@@ -57,9 +70,9 @@ def run_history(args) -> int:
     if args.json:
         keep = ("id", "started_at", "status", "source", "duration_s", "target", "steps", "median_cadence_spm",
                 "heavy_share", "baseline_spm")
-        print(json.dumps({"sessions": [{k: r[k] for k in keep} for r in rows],
-                          "trend": {"cadence_spm_per_session": cad_trend,
-                                    "heavy_pct_per_session": heavy_trend}}, indent=1))
+        print(json.dumps(_rounded({"sessions": [{k: r[k] for k in keep} for r in rows],
+                                   "trend": {"cadence_spm_per_session": cad_trend,
+                                             "heavy_pct_per_session": heavy_trend}}), indent=1))
         return 0
     if not rows:
         print("no sessions yet (stepsound run ... records one)")
@@ -163,17 +176,15 @@ def run_report(args) -> int:
     if ext not in (".png", ".html", ".htm", ".pdf", ".svg"):
         raise ParameterError(f"{args.output}: the report must be .png, .svg, .pdf or .html")
     fig, plt = _figure(doc)
-    try:
-        if ext in (".html", ".htm"):
+    if ext in (".html", ".htm"):
+        try:
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=110)
-            _write_html(args.output, doc, base64.b64encode(buf.getvalue()).decode())
-        else:
-            fig.savefig(args.output, dpi=110)
-    except OSError as exc:
-        raise StepsoundError(f"{args.output}: cannot write the report ({exc.strerror or exc})") from None
-    finally:
-        plt.close(fig)
+        finally:
+            plt.close(fig)
+        _write_html(args.output, doc, base64.b64encode(buf.getvalue()).decode())
+    else:
+        save_figure(fig, args.output)
     print(f"report of session {sid} written to {args.output}", file=sys.stderr)
     return 0
 
@@ -195,7 +206,7 @@ with this runner's own baseline only.</p>
 <h2>Summary</h2><table>{rows}</table>
 <h2>Cues</h2><table><tr><th>time [s]</th><th>cue</th><th>target [steps/min]</th></tr>{cues}</table>
 </body></html>"""
-    with open(path, "w", encoding="utf-8") as fh:
+    with output_file(path) as fh:
         fh.write(page)
 
 

@@ -10,6 +10,7 @@ import math
 import sys
 import time
 
+from stepsound.cli_support import add_aliased_option
 from stepsound.errors import ParameterError
 from stepsound.sounds import CLICK_SOUNDS
 from stepsound.units import format_duration, parse_duration_s
@@ -24,13 +25,15 @@ def add_arguments(parser) -> None:
     src.add_argument("--plan", metavar="FILE|PRESET", help="cadence plan: a TOML file or a preset (see `stepsound plans`)")
     parser.add_argument("--baseline-spm", type=float, metavar="SPM", help="your measured cadence, for relative plans (+5%%)")
     parser.add_argument("--duration", metavar="TIME", help="stop after this long, e.g. 20min (default: plan end / Ctrl-C)")
-    parser.add_argument("--device", metavar="NAME|INDEX", help="output device (see `stepsound devices`)")
+    add_aliased_option(parser, "--output-device", ("--device",), dest="output_device", metavar="NAME|INDEX",
+                       help="output device (see `stepsound devices`)")
     parser.add_argument("--sample-rate", type=int, metavar="HZ", help="stream rate (default: the device's)")
     parser.add_argument("--block-size", type=int, default=0, metavar="FRAMES", help="callback block size (0: PortAudio chooses)")
     parser.add_argument("--latency", default="high", metavar="high|low|SECONDS", help="stream latency (default high)")
     parser.add_argument("--latency-ms", type=float, default=0.0, metavar="MS", help="play clicks this much early (measured output latency)")
     parser.add_argument("--sound", choices=CLICK_SOUNDS, help="beat sound (default: the plan's, else woodblock)")
-    parser.add_argument("--level-db", "--volume-db", dest="level_db", type=float, metavar="DB", help="beat peak level [dBFS] (default -6)")
+    add_aliased_option(parser, "--volume", ("--level-db", "--volume-db"), dest="level_db", type=float, metavar="DBFS",
+                       help="beat peak level [dBFS] (default: the plan's, else -6)")
     parser.add_argument("--accent-every", type=int, metavar="N", help="accent every Nth step (2: one foot)")
     parser.add_argument("--accent-sound", choices=CLICK_SOUNDS, help="sound of accented steps")
     parser.add_argument("--quiet", action="store_true", help="no status display")
@@ -57,7 +60,7 @@ def run(args) -> int:
     if not (math.isfinite(args.latency_ms) and args.latency_ms >= 0):
         raise ParameterError(f"--latency-ms {args.latency_ms!r} must be >= 0")
     limit_s = parse_duration_s(args.duration, allow_zero=False) if args.duration else math.inf
-    out_dev = device.resolve_device(args.device, "output")
+    out_dev = device.resolve_device(args.output_device, "output")
     sample_rate = args.sample_rate or device.default_sample_rate(out_dev, "output")
     m, plan_s, label = metronome_from_args(
         args, sample_rate, latency_samples=int(round(args.latency_ms * 1e-3 * sample_rate))

@@ -62,7 +62,8 @@ class PlanError(ParameterError):
     """An invalid plan.  ``line`` and ``field`` locate the problem (either may be None)."""
 
     def __init__(self, message: str, *, source: str = "<plan>", line: int | None = None, field: str | None = None):
-        where = f"{source}:{line}: " if line else f"{source}: "
+        shown = source if str(source).isprintable() else repr(source)[1:-1]   # one line, whatever the name
+        where = f"{shown}:{line}: " if line else f"{shown}: "
         super().__init__(where + message)
         self.source = source
         self.line = line

@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 
+from stepsound.atomic import atomic_path
 from stepsound.errors import StepsoundError
+
+
+# a file name or label with characters the font lacks is drawn with boxes: not worth a warning on stderr
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from (current )?font", category=UserWarning)
 
 
 def plot_analysis(analysis, path: str) -> None:
@@ -50,9 +56,27 @@ def plot_analysis(analysis, path: str) -> None:
     ax2.legend(loc="lower right", fontsize=8)
     ax2.grid(alpha=0.3)
     fig.tight_layout()
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: str, *, dpi: int = 110) -> None:
+    """Save a matplotlib figure atomically (format from the extension, PNG if none), then close it.
+
+    Raises
+    ------
+    StepsoundError
+        One line naming ``path`` (unknown format, unwritable); a file that was
+        there before is unchanged.
+    """
+    import matplotlib.pyplot as plt
+
+    fmt = os.path.splitext(path)[1][1:].lower() or "png"
     try:
-        fig.savefig(path, dpi=110)
-    except (OSError, ValueError) as exc:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=fmt)
+    except OSError as exc:
+        raise StepsoundError(f"{path}: cannot write the plot ({exc.strerror or exc})") from None
+    except ValueError as exc:
         raise StepsoundError(f"{path}: cannot write the plot ({exc})") from None
     finally:
         plt.close(fig)

@@ -11,8 +11,8 @@ Where
 ``<data dir>/profiles/<NAME>.json`` where the data dir is
 ``$STEPSOUND_DATA_DIR`` when set, else ``platformdirs.user_data_dir("stepsound")``.
 Names: 1–64 characters, letters, digits, ``_``, ``-`` and ``.``, starting
-with a letter or digit.  Files are written atomically (temporary file, then
-rename), so a crash never leaves half a profile.
+with a letter or digit.  Files are written atomically (temporary file,
+fsync, then rename), so a crash never leaves half a profile.
 
 Every problem (unreadable, corrupt, from a newer stepsound, invalid name)
 is one :class:`~stepsound.errors.StoreError` naming the file.
@@ -23,10 +23,10 @@ import datetime as _dt
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stepsound.atomic import atomic_open
 from stepsound.errors import ParameterError, StoreError
 from stepsound.strike import STRIKE_FEATURES, CalibrationReport, StrikeClassifier
 
@@ -165,17 +165,8 @@ def save_profile(profile: RunnerProfile) -> Path:
     text = json.dumps(profile.to_dict(), indent=1, allow_nan=False) + "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{profile.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with atomic_open(path) as fh:
+            fh.write(text)
     except OSError as exc:
         raise StoreError(f"{path}: cannot write the profile ({exc.strerror or exc})") from None
     return path

@@ -8,6 +8,7 @@ target cadence, kind and whether it sounds.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stepsound.atomic import atomic_open, atomic_path
+from stepsound.cli_support import add_aliased_option
 from stepsound.errors import AudioFileError, ParameterError
 from stepsound.metronome import KIND_NAMES, Metronome
 from stepsound.plans import constant_map, load_plan
@@ -40,8 +43,8 @@ DEFAULT_BLOCK_SIZE = 65536
 
 
 def sidecar_path(output: Path) -> Path:
-    """``out.wav`` -> ``out.clicks.csv``."""
-    return output.with_name(output.stem + ".clicks.csv")
+    """``out.wav`` -> ``out.wav.clicks.csv`` (so ``out.mp3`` beside it has a list of its own)."""
+    return output.with_name(output.name + ".clicks.csv")
 
 
 class StreamResampler:
@@ -268,7 +271,7 @@ def render_track(
     subtype : str, optional
         libsndfile subtype (default PCM_16 for WAV/FLAC).
     clicks_csv : bool
-        Write the sidecar ``<stem>.clicks.csv``.
+        Write the sidecar ``<output>.clicks.csv``.
     block_size : int [frames]
     progress : callable, optional
         ``progress(done_s, total_s)`` after each block.
@@ -283,7 +286,9 @@ def render_track(
         Unsupported format/subtype, bad duration.
     AudioFileError
         Output directory missing, file not writable, write failed (disk
-        full): what was written before the failure is kept and closed properly.
+        full).  The track and its click list are written atomically: on any
+        failure (or Ctrl-C) files that were there before are unchanged and no
+        partial file is left.
     """
     import soundfile as sf
 
@@ -300,67 +305,64 @@ def render_track(
     sr = metronome.sample_rate
     n_total = int(round(duration_s * sr))
     csv_path = sidecar_path(output) if clicks_csv else None
-    try:
-        f = sf.SoundFile(str(output), "w", samplerate=sr, channels=channels, format=fmt, subtype=subtype)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioFileError(f"cannot write {str(output)!r}: {exc}") from None
-    csv_file = None
     n_beats = n_audible = clipped = 0
     pos = 0
     t0 = time.perf_counter()
     buf = np.zeros((min(block_size, max(n_total, 1)), channels), np.float32)
     try:
-        if csv_path is not None:
+        with contextlib.ExitStack() as outputs:
+            tmp_out = outputs.enter_context(atomic_path(output))
+            writer = None
+            if csv_path is not None:
+                writer = csv.writer(outputs.enter_context(atomic_open(csv_path, newline="")))
+                writer.writerow(["sample", "time_s", "target_spm", "kind", "audible"])
             try:
-                csv_file = open(csv_path, "w", newline="", encoding="utf-8")
-            except OSError as exc:
-                raise AudioFileError(f"cannot write {str(csv_path)!r}: {exc}") from None
-            writer = csv.writer(csv_file)
-            writer.writerow(["sample", "time_s", "target_spm", "kind", "audible"])
-        while pos < n_total:
-            n = min(len(buf), n_total - pos)
-            view = buf[:n]
-            if music is not None:
-                music.read_into(view)
-            else:
-                view.fill(0.0)
-            metronome.render_into(view, pos, add=True)
-            if music is not None:
-                over = np.count_nonzero(np.abs(view) > 1.0)
-                if over:
-                    clipped += int(over)
-                    np.clip(view, -1.0, 1.0, out=view)
-            log = metronome.read_clicks()
+                f = sf.SoundFile(tmp_out, "w", samplerate=sr, channels=channels, format=fmt, subtype=subtype)
+            except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+                raise AudioFileError(f"cannot write {str(output)!r}: {exc}") from None
+            finished = False
             try:
-                f.write(view)
-                if csv_file is not None and len(log):
-                    rows = [
-                        (int(s), f"{s / sr:.6f}", f"{spm:.3f}", KIND_NAMES[int(k)], int(a))
-                        for s, k, spm, a in zip(log.sample, log.kind, log.target_spm, log.audible)
-                        if k != 2
-                    ]
-                    writer.writerows(rows)
-            except (OSError, RuntimeError, sf.LibsndfileError) as exc:
-                raise AudioFileError(
-                    f"writing {str(output)!r} failed after {format_duration(pos / sr)} (disk full?): {exc};"
-                    " what was written so far is kept"
-                ) from None
-            beats = log.kind != 2
-            n_beats += int(np.count_nonzero(beats))
-            n_audible += int(np.count_nonzero(log.audible & beats))
-            pos += n
-            if progress is not None:
-                progress(pos / sr, n_total / sr)
-    finally:
-        try:
-            f.close()
-        except (OSError, RuntimeError, sf.LibsndfileError):
-            pass
-        if csv_file is not None:
-            try:
-                csv_file.close()
-            except OSError:
-                pass
+                while pos < n_total:
+                    n = min(len(buf), n_total - pos)
+                    view = buf[:n]
+                    if music is not None:
+                        music.read_into(view)
+                    else:
+                        view.fill(0.0)
+                    metronome.render_into(view, pos, add=True)
+                    if music is not None:
+                        over = np.count_nonzero(np.abs(view) > 1.0)
+                        if over:
+                            clipped += int(over)
+                            np.clip(view, -1.0, 1.0, out=view)
+                    log = metronome.read_clicks()
+                    try:
+                        f.write(view)
+                        if writer is not None and len(log):
+                            writer.writerows(
+                                (int(s), f"{s / sr:.6f}", f"{spm:.3f}", KIND_NAMES[int(k)], int(a))
+                                for s, k, spm, a in zip(log.sample, log.kind, log.target_spm, log.audible)
+                                if k != 2)
+                    except (OSError, RuntimeError, sf.LibsndfileError) as exc:
+                        raise AudioFileError(
+                            f"writing {str(output)!r} failed after {format_duration(pos / sr)} (disk full?): {exc};"
+                            " nothing was written (a previous file of that name is unchanged)"
+                        ) from None
+                    beats = log.kind != 2
+                    n_beats += int(np.count_nonzero(beats))
+                    n_audible += int(np.count_nonzero(log.audible & beats))
+                    pos += n
+                    if progress is not None:
+                        progress(pos / sr, n_total / sr)
+                finished = True
+            finally:
+                try:
+                    f.close()
+                except (OSError, RuntimeError, sf.LibsndfileError) as exc:
+                    if finished:   # all was written but the file cannot be finished: the render failed
+                        raise AudioFileError(f"cannot finish {str(output)!r}: {exc}") from None
+    except OSError as exc:   # the temporary files: cannot create, flush or rename
+        raise AudioFileError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
     return RenderResult(
         output, csv_path, sr, channels, pos, pos / sr, n_beats, n_audible, clipped, time.perf_counter() - t0
     )
@@ -380,7 +382,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sample-rate", type=int, metavar="HZ", help="output rate (default: the music's, else 44100)")
     parser.add_argument("--channels", type=int, choices=(1, 2), help="output channels (default: the music's, else 1)")
     parser.add_argument("--sound", choices=CLICK_SOUNDS, help="beat sound (default: the plan's, else woodblock)")
-    parser.add_argument("--level-db", type=float, metavar="DB", help="beat peak level [dBFS] (default -6)")
+    add_aliased_option(parser, "--volume", ("--level-db",), dest="level_db", type=float, metavar="DBFS",
+                       help="beat peak level [dBFS] (default: the plan's, else -6)")
     parser.add_argument("--accent-every", type=int, metavar="N", help="accent every Nth step (2: one foot)")
     parser.add_argument("--accent-sound", choices=CLICK_SOUNDS, help="sound of accented steps")
     parser.add_argument("--music", metavar="FILE", help="mix the clicks over this music file")
@@ -491,7 +494,7 @@ def run(args) -> int:
         )
     if result.clipped_samples:
         print(
-            f"stepsound: warning: {result.clipped_samples} samples clipped; lower --music-db or --level-db",
+            f"stepsound: warning: {result.clipped_samples} samples clipped; lower --music-db or --volume",
             file=sys.stderr,
         )
     return 0

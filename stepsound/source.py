@@ -7,8 +7,10 @@ only one block is held at a time.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -56,6 +58,74 @@ def _fail(path: str, problem: str) -> AudioFileError:
     return AudioFileError(f"{path}: {problem}")
 
 
+class _MutedStderr:
+    """Keep what C decoders print straight to file descriptor 2 off the terminal.
+
+    libsndfile's MP3 decoder (mpg123) and others write notes such as
+    "Illegal Audio-MPEG-Header" to the process's stderr themselves; stepsound
+    says what went wrong in one line of its own instead.  Use as a context
+    manager around each call into the decoder; the notes are discarded.
+    Python's own ``sys.stderr`` is flushed first, so nothing of ours is lost.
+    """
+
+    def __init__(self):
+        import tempfile
+
+        self._sink = tempfile.TemporaryFile()
+        self._saved = None
+
+    def __enter__(self):
+        import sys
+
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        try:
+            self._saved = os.dup(2)
+            os.dup2(self._sink.fileno(), 2)
+        except OSError:          # no fd 2 at all: nothing to keep quiet
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._saved = None
+            self._sink.seek(0)
+            self._sink.truncate()
+        return False
+
+    def close(self) -> None:
+        self._sink.close()
+
+
+_WAV_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be \d+\)", re.MULTILINE)
+_WAV_ALIGN = re.compile(r"^\s*Block Align\s*:\s*(\d+)", re.MULTILINE)
+
+
+def _announced_frames(log: str) -> int | None:
+    """Frames a truncated WAV header announces (libsndfile reads what is there and notes the rest in its log)."""
+    data, align = _WAV_DATA.search(log or ""), _WAV_ALIGN.search(log or "")
+    if not (data and align) or int(align.group(1)) <= 0:
+        return None
+    return int(data.group(1)) // int(align.group(1))
+
+
+def _decoder_problem(exc: BaseException) -> str:
+    """The useful part of a soundfile/libsndfile error message."""
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    if "Error opening" in text and ": " in text:
+        text = text.split(": ", 1)[1]
+    if "does not exist or is not a regular file" in text:
+        # libsndfile's words when no decoder recognises the content (the file itself is fine)
+        text = "format not recognised"
+    elif "Format not recognised" in text:
+        text = "format not recognised"
+    return text.strip().rstrip(".")
+
+
 def _check_path(path: str) -> None:
     if not os.path.exists(path):
         raise _fail(path, "no such file")
@@ -87,6 +157,9 @@ class FileSource:
             raise ParameterError(f"block_size={block_size} must be a positive number of samples")
         self.path = os.fspath(path)
         self.block_size = int(block_size)
+        #: Set when reading stopped before the end (truncated or corrupt data): what was read is usable.
+        self.warning: str | None = None
+        self._announced_frames: int | None = None
         _check_path(self.path)
         self.info = self._probe()
         try:
@@ -100,16 +173,20 @@ class FileSource:
     def _probe(self) -> AudioInfo:
         import soundfile as sf
 
+        muted = _MutedStderr()
         try:
-            with sf.SoundFile(self.path) as f:
+            with muted, sf.SoundFile(self.path) as f:
+                self._announced_frames = _announced_frames(f.extra_info)
                 return AudioInfo(self.path, int(f.samplerate), int(f.channels), int(f.frames), "soundfile")
         except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
-            sf_problem = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            sf_problem = _decoder_problem(exc)
+        finally:
+            muted.close()
         if shutil.which("ffprobe") and shutil.which("ffmpeg"):
             return self._probe_ffmpeg(sf_problem)
         ext = os.path.splitext(self.path)[1].lower()
-        hint = " (install ffmpeg to read this format)" if ext in (".m4a", ".aac", ".opus", ".webm", ".mp3") else ""
-        raise _fail(self.path, f"not a readable audio file: {sf_problem}{hint}")
+        hint = "; install ffmpeg to read this format" if ext in (".m4a", ".aac", ".opus", ".webm") else ""
+        raise _fail(self.path, f"not an audio file ({sf_problem}{hint})")
 
     def _probe_ffmpeg(self, sf_problem: str) -> AudioInfo:
         cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
@@ -120,15 +197,15 @@ class FileSource:
         except (OSError, subprocess.SubprocessError, ValueError):
             streams = []
         if not streams:
-            raise _fail(self.path, f"not a readable audio file: {sf_problem}")
+            raise _fail(self.path, f"not an audio file ({sf_problem})")
         st = streams[0]
         try:
             rate = int(st["sample_rate"])
             channels = int(st["channels"])
         except (KeyError, ValueError, TypeError):
-            raise _fail(self.path, f"not a readable audio file: {sf_problem}") from None
+            raise _fail(self.path, f"not an audio file ({sf_problem})") from None
         if rate <= 0 or channels <= 0:
-            raise _fail(self.path, f"not a readable audio file: {sf_problem}")
+            raise _fail(self.path, f"not an audio file ({sf_problem})")
         frames = None
         try:
             frames = int(round(float(st["duration"]) * rate))
@@ -147,6 +224,13 @@ class FileSource:
         else:
             yield from self._blocks_ffmpeg()
 
+    def _stopped_early(self, done: int, problem: str) -> None:
+        """Reading stopped at ``done`` frames: a warning when something was read, else an error."""
+        if done == 0:
+            raise _fail(self.path, f"no readable audio ({problem})")
+        self.warning = (f"{self.path}: {problem}; analysed the readable part, "
+                        f"{done / self.info.sample_rate:.2f} s")
+
     def _blocks_soundfile(self) -> Iterator[np.ndarray]:
         import soundfile as sf
 
@@ -154,21 +238,27 @@ class FileSource:
         buf = np.empty((self.block_size, channels), dtype=np.float32)
         mono = np.empty(self.block_size, dtype=np.float32)
         done = 0
+        muted = _MutedStderr()
         try:
-            with sf.SoundFile(self.path) as f:
+            with muted:
+                f = sf.SoundFile(self.path)
+            # only the MP3 decoder chatters while reading; other reads leave stderr alone (a live
+            # display may be writing to it meanwhile)
+            quiet = muted if f.format == "MP3" else contextlib.nullcontext()
+            with f:
                 while True:
                     try:
-                        n = f.read(self.block_size, dtype="float32", always_2d=True, out=buf)
-                        n = len(n)
+                        with quiet:
+                            n = len(f.read(self.block_size, dtype="float32", always_2d=True, out=buf))
                     except Exception as exc:
-                        raise _fail(self.path, f"corrupt audio data after {done / self.info.sample_rate:.2f} s "
-                                               f"({str(exc).strip() or type(exc).__name__})") from None
+                        self._stopped_early(done, f"corrupt audio data after {done / self.info.sample_rate:.2f} s "
+                                                  f"({_decoder_problem(exc)})")
+                        return
                     if n == 0:
                         break
                     done += n
                     if channels == 1:
-                        out = buf[:n, 0]
-                        np.copyto(mono[:n], out)
+                        np.copyto(mono[:n], buf[:n, 0])
                     else:
                         np.mean(buf[:n], axis=1, out=mono[:n])
                     yield mono[:n]
@@ -177,10 +267,13 @@ class FileSource:
         except AudioFileError:
             raise
         except Exception as exc:
-            raise _fail(self.path, f"cannot read audio ({str(exc).strip() or type(exc).__name__})") from None
-        frames = self.info.frames
+            raise _fail(self.path, f"cannot read audio ({_decoder_problem(exc)})") from None
+        finally:
+            muted.close()
+        frames = max(self.info.frames or 0, self._announced_frames or 0)
         if frames and done < frames:
-            raise _fail(self.path, f"truncated: the header announces {frames} frames, only {done} could be read")
+            self._stopped_early(done, f"truncated after {done / self.info.sample_rate:.2f} s (the header "
+                                      f"announces {frames / self.info.sample_rate:.2f} s)")
 
     def _blocks_ffmpeg(self) -> Iterator[np.ndarray]:
         cmd = ["ffmpeg", "-v", "error", "-nostdin", "-i", self.path, "-map", "0:a:0", "-f", "f32le",
@@ -191,6 +284,7 @@ class FileSource:
             raise _fail(self.path, f"cannot start ffmpeg ({exc})") from None
         mono = np.empty(self.block_size, dtype=np.float32)
         raw = memoryview(mono).cast("B")
+        done = 0
         try:
             while True:
                 got = 0
@@ -202,16 +296,20 @@ class FileSource:
                     got += n
                 n_samples = got // 4
                 if n_samples:
+                    done += n_samples
                     yield mono[:n_samples]
                 if got < want:
                     break
         finally:
             proc.stdout.close()
+            if proc.poll() is None:     # stopped early by the consumer: do not wait for the whole decode
+                proc.kill()
             err = proc.stderr.read().decode(errors="replace").strip()
             proc.stderr.close()
             code = proc.wait()
         if code != 0:
-            raise _fail(self.path, f"ffmpeg could not decode it ({err.splitlines()[-1] if err else code})")
+            self._stopped_early(done, f"ffmpeg stopped decoding after {done / self.info.sample_rate:.2f} s "
+                                      f"({err.splitlines()[-1] if err else code})")
 
 
 def find_audio_files(paths: list[str]) -> list[str]:

@@ -91,19 +91,23 @@ class SessionStore:
         if not create and not os.path.exists(self.path):
             # listing and reporting leave no empty database (or folders) behind
             raise StoreError(f"{self.path}: no sessions yet (no session database)")
+        self.db = None
         try:
             parent = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(parent, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=10)
             self.db.executescript(SCHEMA)
             self.db.commit()
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, ValueError) as exc:   # ValueError: text that is not UTF-8
+            self.close()        # a half-opened connection must not keep the file locked
             raise StoreError(f"{self.path}: cannot open the session database ({exc})") from None
 
     def _fail(self, exc) -> StoreError:
         return StoreError(f"{self.path}: cannot write the session database ({exc})")
 
     def close(self) -> None:
+        if self.db is None:
+            return
         try:
             self.db.close()
         except sqlite3.Error:
@@ -164,38 +168,98 @@ class SessionStore:
     def get_setting(self, key: str, default=None):
         try:
             row = self.db.execute("SELECT value_json FROM settings WHERE key=?", (key,)).fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot read the session database ({exc})") from None
-        return default if row is None else json.loads(row[0])
+            return default if row is None else json.loads(row[0])
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            raise self._read_fail(exc) from None
 
     # -- reading ---------------------------------------------------------------
+    def _read_fail(self, exc) -> StoreError:
+        return StoreError(f"{self.path}: cannot read the session database ({exc})")
+
+    def _corrupt(self, what: str) -> StoreError:
+        return StoreError(f"{self.path}: corrupt session database ({what})")
+
+    def _check_row(self, row: dict) -> dict:
+        """A ``sessions`` row whose every column has its type (else StoreError naming it)."""
+        for col, value in row.items():
+            kinds = _ROW_TYPES.get(col, (str,))
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+                raise self._corrupt(f"session {row.get('id')!r}: {col} is {value!r:.40}")
+        if not isinstance(row.get("id"), int):
+            raise self._corrupt(f"a session without an id ({row.get('id')!r:.40})")
+        return row
+
     def sessions(self, limit: int = 50) -> list[dict]:
-        """The most recent sessions, oldest first."""
+        """The most recent sessions, oldest first.
+
+        Raises
+        ------
+        StoreError
+            Unreadable or corrupt database (a value of the wrong type included).
+        """
         try:
             cur = self.db.execute("SELECT * FROM sessions ORDER BY id DESC LIMIT ?", (int(limit),))
             cols = [c[0] for c in cur.description]
             rows = [dict(zip(cols, r)) for r in cur.fetchall()]
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot read the session database ({exc})") from None
-        return rows[::-1]
+        except (sqlite3.Error, ValueError) as exc:
+            raise self._read_fail(exc) from None
+        return [self._check_row(r) for r in rows[::-1]]
 
     def load(self, session_id: int) -> dict:
-        """One session as the ``run --json`` document (plus its database row)."""
+        """One session as the ``run --json`` document (plus its database row).
+
+        Raises
+        ------
+        StoreError
+            No such session; unreadable or corrupt database.
+        """
+        # every query is read to its end before anything is parsed: no statement stays open
+        # (an open one would keep the file locked after an error)
         try:
             cur = self.db.execute("SELECT * FROM sessions WHERE id=?", (int(session_id),))
-            row = cur.fetchone()
-            if row is None:
-                raise StoreError(f"{self.path}: no session {session_id}")
-            meta = dict(zip([c[0] for c in cur.description], row))
-            steps = [json.loads(r[0]) for r in self.db.execute(
-                "SELECT record_json FROM steps WHERE session_id=? ORDER BY time_s", (session_id,))]
+            cols = [c[0] for c in cur.description]
+            rows = cur.fetchall()
+            step_rows = self.db.execute(
+                "SELECT record_json FROM steps WHERE session_id=? ORDER BY time_s", (session_id,)).fetchall()
             cadence = [{"time_s": t, "spm": spm} for t, spm in self.db.execute(
-                "SELECT time_s, spm FROM cadence WHERE session_id=? ORDER BY time_s", (session_id,))]
+                "SELECT time_s, spm FROM cadence WHERE session_id=? ORDER BY time_s", (session_id,)).fetchall()]
             cues = [{"time_s": t, "kind": k, "target_spm": s} for t, k, s in self.db.execute(
-                "SELECT time_s, kind, target_spm FROM cues WHERE session_id=? ORDER BY time_s", (session_id,))]
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot read the session database ({exc})") from None
-        summary = json.loads(meta["summary_json"]) if meta.get("summary_json") else {}
+                "SELECT time_s, kind, target_spm FROM cues WHERE session_id=? ORDER BY time_s",
+                (session_id,)).fetchall()]
+        except (sqlite3.Error, ValueError) as exc:
+            raise self._read_fail(exc) from None
+        if not rows:
+            raise StoreError(f"{self.path}: no session {session_id}")
+        meta = self._check_row(dict(zip(cols, rows[0])))
+        try:
+            steps = [json.loads(r[0]) for r in step_rows]
+            summary = json.loads(meta["summary_json"]) if meta.get("summary_json") else {}
+        except (ValueError, TypeError) as exc:
+            raise self._corrupt(f"session {session_id}: {exc}") from None
+        if not isinstance(summary, dict):
+            raise self._corrupt(f"session {session_id}: summary is not an object")
+        for rec in steps:
+            if not (isinstance(rec, dict) and _is_number(rec.get("time_s"))):
+                raise self._corrupt(f"session {session_id}: a step record is {rec!r:.40}")
+        for c in cadence:
+            if not (_is_number(c["time_s"]) and (c["spm"] is None or _is_number(c["spm"]))):
+                raise self._corrupt(f"session {session_id}: a cadence value is {c!r:.40}")
+        for c in cues:
+            if not (_is_number(c["time_s"]) and isinstance(c["kind"], str)
+                    and (c["target_spm"] is None or _is_number(c["target_spm"]))):
+                raise self._corrupt(f"session {session_id}: a cue is {c!r:.40}")
         return {"session": meta, "file": meta["source"], "sample_rate": meta["sample_rate"],
                 "duration_s": meta["duration_s"], "steps": steps, "cadence": cadence, "cues": cues,
                 "summary": summary}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: Python types of the ``sessions`` columns (others are text); None (NULL) is always allowed.
+_ROW_TYPES = {
+    "id": (int,), "sample_rate": (int,), "steps": (int,),
+    "started_at": (int, float), "ended_at": (int, float), "duration_s": (int, float),
+    "median_cadence_spm": (int, float), "heavy_share": (int, float), "baseline_spm": (int, float),
+}

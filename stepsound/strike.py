@@ -103,6 +103,10 @@ _NO_SECOND_IMPACT_DB = -30.0
 _BANDS = ("low_db", "mid_db", "high_db")
 
 
+#: Held-out accuracy below which a calibration is "poor" (its landings are not told apart; not saved).
+POOR_BELOW = 0.75
+
+
 class CalibrationError(StepsoundError):
     """Calibration data cannot make a classifier (too few steps, one class, silence)."""
 
@@ -295,7 +299,7 @@ class CalibrationReport:
         """One word for humans: "good", "fair" or "poor"."""
         if self.cv_accuracy >= 0.9:
             return "good"
-        if self.cv_accuracy >= 0.75:
+        if self.cv_accuracy >= POOR_BELOW:
             return "fair"
         return "poor"
 

@@ -236,7 +236,8 @@ def parse_target(text) -> Target:
     unit = (unit or "").lower()
     if unit == "%":
         if sign is None:
-            raise ParameterError(f"target {text!r}: write a relative target with a sign, e.g. '+{number}%'")
+            raise ParameterError(f"target {text!r}: did you mean '+{number}%' (or '-{number}%')? "
+                                 "a relative target needs a sign")
         return Target("percent", value, text)
     if sign is not None:
         return Target("offset", value, text)

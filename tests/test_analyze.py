@@ -111,22 +111,57 @@ def test_bad_inputs_give_one_line_and_exit_1(tmp_path, capsys):
     empty.write_bytes(b"")
     text = tmp_path / "notes.flac"
     text.write_text("this is not audio\n" * 100)
-    for path, words in ((missing, "no such file"), (empty, "empty"), (text, "not a readable audio file")):
+    for path, words in ((missing, "no such file"), (empty, "empty"), (text, "not an audio file")):
         code, err = _bad(capsys, path)
         assert code == 1, path
         assert len(err) == 1 and str(path) in err[0] and words in err[0], err
         assert "Traceback" not in err[0]
 
 
-def test_truncated_file(tmp_path, capsys):
-    x, _ = bursts(sample_rate=SR, duration_s=5.0, seed=13)
+def test_truncated_file_is_analysed_up_to_where_it_stops(tmp_path, capsys):
+    x, truth = bursts(sample_rate=SR, duration_s=10.0, seed=13)
     good = tmp_path / "good.flac"
     sf.write(good, x, SR)
     data = good.read_bytes()
     cut = tmp_path / "cut.flac"
     cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "cut.json"
+    code = main(["analyze", str(cut), "--json", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 0
+    assert len(err) == 1 and err[0].startswith("stepsound: warning: ") and "cut.flac" in err[0], err
+    doc = json.loads(out.read_text())
+    stopped = doc["duration_s"]
+    assert 2.0 < stopped < 8.0 and f"{stopped:.2f} s" in err[0]
+    assert doc["warning"] == err[0][len("stepsound: warning: "):]
+    # the steps of the readable part are those of the whole file up to there
+    whole = analyze_file(str(good))
+    assert whole.warning is None
+    assert [s["onset_sample"] for s in doc["steps"]] == \
+        [s.onset_sample for s in whole.steps if s.onset_sample < stopped * SR - 0.2 * SR][:len(doc["steps"])]
+    assert len(doc["steps"]) >= sum(t < (stopped - 0.3) * SR for t in truth)
+
+
+def test_truncated_wav_says_what_the_header_announced(tmp_path, capsys):
+    x, _ = bursts(sample_rate=SR, duration_s=6.0, seed=13)
+    good = tmp_path / "good.wav"
+    sf.write(good, x, SR, subtype="PCM_16")
+    data = good.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: 44 + 2 * SR * 2])          # the header and 2 s of samples
+    a = analyze_file(str(cut))
+    assert a.duration_s == pytest.approx(2.0)
+    assert a.warning is not None and "6.00 s" in a.warning and "2.00 s" in a.warning
+
+
+def test_file_with_no_readable_audio_is_an_error(tmp_path, capsys):
+    x, _ = bursts(sample_rate=SR, duration_s=5.0, seed=13)
+    good = tmp_path / "good.flac"
+    sf.write(good, x, SR)
+    cut = tmp_path / "head.flac"
+    cut.write_bytes(good.read_bytes()[:200])          # the header, no audio frame
     code, err = _bad(capsys, cut)
-    assert code == 1 and len(err) == 1 and "cut.flac" in err[0]
+    assert code == 1 and len(err) == 1 and "head.flac" in err[0] and err[0].startswith("stepsound: error:")
 
 
 def test_nan_samples(tmp_path, capsys):
@@ -168,6 +203,7 @@ def test_usage_errors_exit_2(run_file, capsys):
     path, _ = run_file
     assert main(["analyze", path, "--block-size", "0"]) == 2
     assert main(["analyze", path, path, "--jobs", "-1"]) == 2
+    assert main(["analyze", path, path, "--jobs", "0"]) == 2
     assert main(["analyze"]) == 2
     assert main(["frobnicate"]) == 2
     err = capsys.readouterr().err

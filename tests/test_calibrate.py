@@ -91,8 +91,111 @@ def test_json_report_and_replace(recordings, capsys):
     assert main(args) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["name"] == "bo" and doc["calibration"]["n_heel"] > 0 and doc["verdict"] in ("good", "fair", "poor")
-    assert main(args) == 0  # calibrating again replaces the profile
+    assert main(args) == 2  # calibrating again needs --force (no terminal to ask on)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--force" in err and "'bo'" in err
+    assert main(args + ["--force"]) == 0  # ... which replaces the profile
+    assert json.loads(capsys.readouterr().out)["name"] == "bo"
     assert list_profiles() == ["bo"]
+
+
+def test_calibration_that_cannot_tell_landings_apart_is_not_saved(recordings, data_dir, capsys):
+    folder, _ = recordings
+    good = ["calibrate", "--heel", str(folder / "heel.wav"), "--forefoot", str(folder / "forefoot.wav"),
+            "--name", "fay"]
+    assert main(good) == 0
+    capsys.readouterr()
+    before = profile_path("fay").read_bytes()
+    same = ["calibrate", "--heel", str(folder / "heel.wav"), "--forefoot", str(folder / "heel.wav"),
+            "--name", "fay", "--force", "--json", str(data_dir / "cal.json")]
+    assert main(same) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    assert out.err.startswith("stepsound: error: ") and "told apart" in out.err and "not saved" in out.err
+    assert profile_path("fay").read_bytes() == before          # the good profile is untouched
+    assert not (data_dir / "cal.json").exists()
+    assert sorted(p.name for p in profile_path("fay").parent.iterdir()) == ["fay.json"]
+
+
+def test_failed_json_leaves_no_profile_saved(recordings, data_dir, tmp_path, capsys):
+    folder, _ = recordings
+    argv = ["calibrate", "--heel", str(folder / "heel.wav"), "--forefoot", str(folder / "forefoot.wav"),
+            "--name", "gus", "--json", str(tmp_path / "no-such-folder" / "cal.json")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cal.json" in err
+    assert list_profiles() == []
+    if os.path.exists("/dev/full"):
+        full = tmp_path / "full.json"
+        full.symlink_to("/dev/full")
+        assert main(argv[:-1] + [str(full)]) == 1
+        assert "full.json" in capsys.readouterr().err
+        assert list_profiles() == []
+
+
+def test_replace_asks_on_a_terminal(recordings, data_dir, tmp_path):
+    """On a terminal, replacing a profile asks first (driven through a real pseudo-terminal)."""
+    import pty
+
+    folder, _ = recordings
+    argv = [sys.executable, "-m", "stepsound", "calibrate", "--heel", str(folder / "heel.wav"), "--forefoot",
+            str(folder / "forefoot.wav"), "--name", "hal"]
+    env = dict(os.environ, STEPSOUND_DATA_DIR=str(data_dir))
+    assert subprocess.run(argv, env=env, capture_output=True, timeout=120).returncode == 0
+    stamp = profile_path("hal").read_bytes()
+    for answer, code in ((b"n\n", 2), (b"y\n", 0)):
+        controller, child = pty.openpty()
+        proc = subprocess.Popen(argv, env=env, stdin=child, stdout=child, stderr=child)
+        os.close(child)
+        seen = b""
+        while b"[y/N]" not in seen:
+            seen += os.read(controller, 1024)
+        os.write(controller, answer)
+        assert proc.wait(timeout=120) == code
+        try:
+            while os.read(controller, 4096):
+                pass
+        except OSError:
+            pass
+        os.close(controller)
+        if code == 2:
+            assert profile_path("hal").read_bytes() == stamp
+    assert json.loads(profile_path("hal").read_text())["created"] >= json.loads(stamp)["created"]
+
+
+def test_profiles_command_lists_shows_and_deletes(recordings, data_dir, capsys):
+    folder, _ = recordings
+    assert main(["profiles"]) == 0
+    assert "no profiles yet" in capsys.readouterr().out
+    for name in ("ida", "jo"):
+        assert main(["calibrate", "--heel", str(folder / "heel.wav"), "--forefoot", str(folder / "forefoot.wav"),
+                     "--name", name, "--json", "-"]) == 0
+    capsys.readouterr()
+    assert main(["profiles"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in lines] == ["ida", "jo"] and all("told apart" in ln for ln in lines)
+    assert main(["profiles", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["profiles"]
+    assert [r["name"] for r in rows] == ["ida", "jo"] and rows[0]["verdict"] in ("good", "fair")
+    assert main(["profiles", "show", "ida"]) == 0
+    out = capsys.readouterr().out
+    assert "runner profile 'ida'" in out and str(profile_path("ida")) in out
+    assert main(["profiles", "show", "jo", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(profile_path("jo").read_text())
+    for argv in (["profiles", "show", "kim"], ["profiles", "delete", "kim"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err == "stepsound: error: no profile named 'kim' (known profiles: ida, jo)\n"
+    for argv in (["profiles", "show"], ["profiles", "delete", "../x"], ["profiles", "list", "ida"],
+                 ["profiles", "frob"]):
+        assert main(argv) == 2, argv
+        assert capsys.readouterr().err.count("\n") == 1
+    assert main(["profiles", "delete", "ida"]) == 0
+    assert "deleted profile 'ida'" in capsys.readouterr().err
+    assert list_profiles() == ["jo"]
+    profile_path("jo").write_text("{broken")
+    assert main(["profiles"]) == 0
+    assert "unreadable" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("which,message", [

@@ -58,7 +58,7 @@ def test_render_plan_to_each_format_with_clicks_csv(tmp_path, ext, capsys):
     assert info.samplerate == 44100 and info.channels == 1
     if ext != "mp3":  # MP3 frame counts include encoder padding
         assert info.frames == 25 * 44100
-    rows = read_csv(tmp_path / "cue.clicks.csv")
+    rows = read_csv(tmp_path / f"cue.{ext}.clicks.csv")
     tm = parse_plan(PLAN).resolve(160)
     _, log = reference(tm, 44100, 25 * 44100)
     assert [int(r["sample"]) for r in rows] == list(log.sample)
@@ -77,7 +77,7 @@ def test_rendered_wav_equals_metronome_output(tmp_path):
     ref = np.zeros(20 * 22050, np.float32)
     m.render_into(ref, 0)
     assert sr == 22050 and np.array_equal(y, ref)
-    rows = read_csv(tmp_path / "cue.clicks.csv")
+    rows = read_csv(tmp_path / "cue.wav.clicks.csv")
     assert [r["kind"] for r in rows[:3]] == ["accent", "beat", "accent"]
 
 
@@ -116,8 +116,11 @@ def test_render_errors_are_one_line(tmp_path, capsys, argv, code, words):
     assert words in err and err.count("\n") == 0 and "Traceback" not in err
 
 
-def test_disk_full_keeps_what_was_written(tmp_path, monkeypatch):
+def test_disk_full_leaves_the_previous_track_and_no_partial_file(tmp_path, monkeypatch):
     out = tmp_path / "full.wav"
+    out.write_bytes(b"previous track")
+    sidecar = tmp_path / "full.wav.clicks.csv"
+    sidecar.write_text("previous list\n")
     real_write = sf.SoundFile.write
     calls = {"n": 0}
 
@@ -129,13 +132,37 @@ def test_disk_full_keeps_what_was_written(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sf.SoundFile, "write", failing_write)
     m = Metronome(44100, cadence_spm=170)
-    with pytest.raises(AudioFileError, match="disk full.*kept"):
+    with pytest.raises(AudioFileError, match="disk full.*unchanged"):
         render_track(out, m, 600.0, block_size=44100)
-    monkeypatch.undo()
-    y, sr = sf.read(str(out))
-    assert len(y) == 3 * 44100  # the first three blocks are in a valid file
-    rows = read_csv(tmp_path / "full.clicks.csv")
-    assert rows and int(rows[-1]["sample"]) < 3 * 44100
+    assert calls["n"] == 4
+    assert out.read_bytes() == b"previous track"
+    assert sidecar.read_text() == "previous list\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.wav", "full.wav.clicks.csv"]
+
+
+def test_ctrl_c_while_rendering_leaves_the_previous_track(tmp_path, monkeypatch):
+    out = tmp_path / "run.flac"
+    assert main(["render", "--spm", "170", "--duration", "3s", "-o", str(out)]) == 0
+    before = out.read_bytes(), (tmp_path / "run.flac.clicks.csv").read_bytes()
+
+    def progress(done_s, total_s):
+        if done_s > 2.0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render_track(out, Metronome(44100, cadence_spm=150), 10.0, block_size=44100, progress=progress)
+    assert (out.read_bytes(), (tmp_path / "run.flac.clicks.csv").read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.flac", "run.flac.clicks.csv"]
+
+
+def test_each_output_has_its_own_click_list(tmp_path):
+    for ext, spm in (("flac", "170"), ("mp3", "150")):
+        assert main(["render", "--spm", spm, "--duration", "4s", "-o", str(tmp_path / f"p.{ext}")]) == 0
+    flac = read_csv(tmp_path / "p.flac.clicks.csv")
+    mp3 = read_csv(tmp_path / "p.mp3.clicks.csv")
+    assert {float(r["target_spm"]) for r in flac} == {170.0}
+    assert {float(r["target_spm"]) for r in mp3} == {150.0}
+    assert not (tmp_path / "p.clicks.csv").exists()
 
 
 def test_disk_full_via_cli_exit_code(tmp_path, monkeypatch, capsys):
@@ -237,4 +264,4 @@ def test_loud_mix_is_clipped_and_reported(tmp_path, capsys):
 
 def test_no_csv_option(tmp_path):
     assert main(["render", "--spm", "170", "--duration", "3s", "-o", str(tmp_path / "a.wav"), "--no-csv"]) == 0
-    assert not (tmp_path / "a.clicks.csv").exists()
+    assert not (tmp_path / "a.wav.clicks.csv").exists() and not (tmp_path / "a.clicks.csv").exists()
