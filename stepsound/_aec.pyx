@@ -7,13 +7,22 @@ What we played is known to the sample, so its leak into the microphone can be
 the signal: steps that land on or just after a click are then heard as they
 are, and a click never makes a step louder.
 
-:class:`EchoCanceller` is a partitioned-block frequency-domain adaptive filter
-(overlap-save, normalised LMS per frequency bin) over the reference
+:class:`EchoCanceller` convolves what we played with the measured echo
+path (a partitioned-block frequency-domain convolution, overlap-save) over
+the reference
 
     ref(t) = played(t - delay)          delay = round trip - pre-margin,
 
-with ``partitions x frame`` taps (about 128 ms) so it models the direct sound,
-the early reflections and the speaker's own ringing.  Design points:
+with ``partitions x frame`` taps (64 ms: the direct sound, the early
+reflections and the speaker's own ringing) and subtracts the result.  The
+path itself is *measured*, not adapted on the audio thread: by the sweep
+probes before the session and from the session's own clicks during it
+(:mod:`stepsound.echo_path`, on the main thread), and handed over with
+:meth:`load` or :meth:`move_to`, taken at the next frame.  (An adaptive NLMS
+filter was tried here first: with our sparse, narrow-band clicks and steps
+louder than the clicks it converged slowly and drifted *away* from a good
+measured path -- 30 dB of cancellation fell to 10 dB within a second -- so the
+path is measured by least squares over whole windows instead.)
 
 * **No added latency.**  The echo estimate of a frame needs the reference of
   the whole frame; since ``delay >= frame`` that part of our output has
@@ -21,18 +30,13 @@ the early reflections and the speaker's own ringing.  Design points:
   each microphone sample is cleaned as it arrives.  Frames sit at absolute
   sample indices, so the output does not depend on how the audio is cut into
   blocks (bit-identical for any block sizes).
-* **Double talk** (a step on top of a click) cannot wreck the filter: a
-  *background* filter adapts on every frame with excitation; the *foreground*
-  filter, which does the cancelling, takes the background's weights only while
-  the background's error is clearly the smaller one, and a background that got
-  worse than the foreground (it adapted on a step) is reset to it.
-* **A moving round trip is followed** from outside: the session's main
-  thread re-estimates the echo path from what was played and heard
-  (:mod:`stepsound.echo_path`) and hands a new delay and response over with
-  :meth:`load`, taken at the next frame.
-* Allocation-free and GIL-free per block; about 3 % of one core at 48 kHz.
+* **Never worse than nothing**: where the prediction adds more than it removes
+  (the echo moved away from where the path puts it) the canceller passes the
+  microphone through (:attr:`bypass`) until a path that fits is loaded, and
+  says it is :attr:`failing` so the main thread looks for the new path.
+* Allocation-free and GIL-free per block.
 """
-from libc.math cimport cos, sin, M_PI, sqrt, log10, isfinite
+from libc.math cimport log10, isfinite
 cimport cython
 import numpy as np
 cimport numpy as cnp
@@ -49,12 +53,13 @@ cdef class EchoCanceller:
     delay : int [samples]
         Reference delay: the output sample ``played[t - delay]`` is the
         earliest that can reach the microphone at ``t`` (the measured round
-        trip minus a pre-margin, see :attr:`pre_samples`).  At least one frame.
+        trip minus :attr:`pre_samples`).  At least one frame.
     filter_s : float [s]
-        Length of the modelled echo path (default 0.128 s).
+        Length of the modelled echo path (default 64 ms).
     pre_s : float [s]
-        Where, within the filter, the direct sound is expected (default 16 ms):
-        the margin for a round trip that gets shorter.
+        Where, within the filter, the direct sound is expected (default 8 ms):
+        room for a band-limited response's onset and a round trip that gets
+        a little shorter.
     history_s : float [s]
         Longest reference delay the session may move to (default 1 s).
     max_block : int [samples]
@@ -63,37 +68,31 @@ cdef class EchoCanceller:
     Attributes
     ----------
     frame : int [samples]
-        Block length of the adaptive filter (a power of two, about 2.7 ms).
+        Partition length (a power of two, about 2.7 ms).
     partitions : int
     delay : int [samples]
-        Current reference delay (changes when a new path is loaded).
+        Current reference delay (changes when a path is loaded or moved).
     loads : int
-        Echo paths taken with :meth:`load`.
-    copies, resets : int
-        Background → foreground copies, and background resets (double talk).
+        Paths taken (:meth:`load`, :meth:`move_to`).
+    bypass : bool
+        The microphone is passed through: the loaded path adds more than it removes.
+    failing : bool
     echo_return_loss_db : float [dB]
-        Smoothed level of the microphone over the cancelled signal in frames
-        where our output sounds (ERLE: 0 = nothing removed).
     """
 
     cdef readonly int sample_rate, frame, partitions, n_fft, bins, max_block
     cdef readonly int pre_partitions, min_delay
     cdef readonly long long delay, sample_index, frame_index
-    cdef readonly int copies, resets
     cdef double[::1] hist
     cdef long long hist_mask
     cdef double[::1] re, im, cos_t, sin_t
     cdef int[::1] bitrev
-    cdef double[:, ::1] xr, xi, wfr, wfi, wbr, wbi
-    cdef double[::1] yf, yb, ef, eb, mic_frame, norm, er, ei
-    cdef public double mu
-    cdef public double copy_thr, mu_floor
-    cdef double dbf, sbf, ref_peak, ref_frame_power
-    cdef double erle_num, erle_den
-    cdef bint frame_ready
-    cdef bint pending, pending_move
+    cdef double[:, ::1] xr, xi, wr, wi, pwr, pwi
+    cdef double[::1] y, e, mic_frame
+    cdef double span_peak
+    cdef double erle_num, erle_den, short_num, short_den
+    cdef bint frame_ready, pending, pending_move, has_path
     cdef long long pending_delay
-    cdef double[:, ::1] pwr, pwi
     cdef readonly int loads, worse
     cdef readonly bint bypass
 
@@ -131,20 +130,9 @@ cdef class EchoCanceller:
         self.bitrev = np.array([int(format(i, f"0{bits}b")[::-1], 2) for i in range(n)], np.int32)
         shape = (self.partitions, self.bins)
         self.xr = np.zeros(shape); self.xi = np.zeros(shape)
-        self.wfr = np.zeros(shape); self.wfi = np.zeros(shape)
-        self.wbr = np.zeros(shape); self.wbi = np.zeros(shape)
-        self.yf = np.zeros(b); self.yb = np.zeros(b)
-        self.ef = np.zeros(b); self.eb = np.zeros(b)
-        self.mic_frame = np.zeros(b)
-        self.norm = np.zeros(self.bins)
-        self.pwr = np.zeros(shape)
-        self.pwi = np.zeros(shape)
-        self.pending = False
-        self.er = np.zeros(self.bins)
-        self.ei = np.zeros(self.bins)
-        self.mu = 0.5
-        self.copy_thr = 0.2
-        self.mu_floor = 0.05
+        self.wr = np.zeros(shape); self.wi = np.zeros(shape)
+        self.pwr = np.zeros(shape); self.pwi = np.zeros(shape)
+        self.y = np.zeros(b); self.e = np.zeros(b); self.mic_frame = np.zeros(b)
         self.set_delay(delay)
         self.reset()
 
@@ -153,34 +141,33 @@ cdef class EchoCanceller:
         self.hist[...] = 0.0
         self.xr[...] = 0.0
         self.xi[...] = 0.0
-        self.wfr[...] = 0.0
-        self.wfi[...] = 0.0
-        self.wbr[...] = 0.0
-        self.wbi[...] = 0.0
-        self.yf[...] = 0.0
-        self.yb[...] = 0.0
+        self.wr[...] = 0.0
+        self.wi[...] = 0.0
+        self.y[...] = 0.0
         self.sample_index = 0
         self.frame_index = 0
-        self.dbf = 0.0
-        self.sbf = 0.0
-        self.ref_peak = 0.0
+        self.span_peak = 0.0
         self.erle_num = 0.0
         self.erle_den = 0.0
+        self.short_num = 0.0
+        self.short_den = 0.0
         self.frame_ready = False
         self.pending = False
+        self.has_path = False
         self.loads = 0
         self.worse = 0
         self.bypass = False
-        self.copies = 0
-        self.resets = 0
 
     def set_delay(self, long long delay):
-        """Set the reference delay [samples] (>= one frame, <= the history)."""
+        """Set the reference delay [samples] now (before processing starts; later use :meth:`move_to`)."""
+        self.delay = self._checked(delay)
+
+    cdef long long _checked(self, long long delay) except -1:
         if delay < self.min_delay:
             delay = self.min_delay
         if delay > self.hist.shape[0] - 2 * self.max_block - 2 * self.frame:
             raise ValueError(f"delay={delay} samples is longer than the reference history")
-        self.delay = delay
+        return delay
 
     @property
     def pre_samples(self):
@@ -189,9 +176,18 @@ cdef class EchoCanceller:
 
     @property
     def echo_return_loss_db(self):
+        """Smoothed microphone level over the cleaned level where our output sounds [dB] (0: nothing removed)."""
         if self.erle_den <= 0.0 or self.erle_num <= 0.0:
             return 0.0
         return 10.0 * log10(self.erle_num / self.erle_den)
+
+    @property
+    def failing(self):
+        """True while the canceller has no path, bypasses itself, or removes less than half of the
+        microphone's energy where our output sounds (the echo may have moved; with steps much louder
+        than the clicks it can be True while the path is right, and the tracker then finds no move)."""
+        return bool(not self.has_path or self.bypass
+                    or (self.short_num > 0.0 and self.short_den > 0.5 * self.short_num))
 
     def spectra(self, h):
         """Partitioned filter spectra of an impulse response (for :meth:`load`; allocates).
@@ -216,65 +212,44 @@ cdef class EchoCanceller:
         return np.ascontiguousarray(spec.real), np.ascontiguousarray(spec.imag)
 
     def load(self, long long delay, const double[:, ::1] wr, const double[:, ::1] wi):
-        """Take a new echo path from the next frame on (audio thread: copies, no allocation).
+        """Take a path from the next frame on (audio thread safe: copies, no allocation).
 
         Parameters
         ----------
         delay : int [samples]
-            New reference delay (clamped to at least one frame).
+            Its reference delay (clamped to at least one frame).
         wr, wi : np.ndarray [shape=(partitions, frame + 1), float64]
             From :meth:`spectra`.
         """
         if wr.shape[0] != self.partitions or wr.shape[1] != self.bins or wi.shape[0] != self.partitions \
                 or wi.shape[1] != self.bins:
             raise ValueError("weights do not fit this canceller")
-        if delay < self.min_delay:
-            delay = self.min_delay
-        if delay > self.hist.shape[0] - 2 * self.max_block - 2 * self.frame:
-            raise ValueError(f"delay={delay} samples is longer than the reference history")
+        self.pending_delay = self._checked(delay)
         self.pwr[...] = wr
         self.pwi[...] = wi
-        self.pending_delay = delay
         self.pending_move = False
         self.pending = True
 
     def move_to(self, long long delay):
-        """Keep the echo path's shape but move it to a new reference delay from the next frame on.
-
-        Parameters
-        ----------
-        delay : int [samples]
-            Clamped to at least one frame.
-        """
-        if delay < self.min_delay:
-            delay = self.min_delay
-        if delay > self.hist.shape[0] - 2 * self.max_block - 2 * self.frame:
-            raise ValueError(f"delay={delay} samples is longer than the reference history")
-        self.pending_delay = delay
+        """Keep the path's shape but move it to a new reference delay from the next frame on."""
+        self.pending_delay = self._checked(delay)
         self.pending_move = True
         self.pending = True
 
     def set_impulse_response(self, h):
-        """Start from a measured echo path (both filters) at the current delay.
-
-        Parameters
-        ----------
-        h : array_like [shape=(m,)]
-            Response from our output to the microphone, sample 0 at the
-            reference delay (``round trip - pre_samples``).
-        """
+        """Take a measured response (sample 0 at the current delay) from the next frame on."""
         wr, wi = self.spectra(h)
         self.load(self.delay, wr, wi)
 
     def impulse_response(self):
-        """The foreground filter as an impulse response from ``delay`` on.
+        """The path in use as an impulse response from ``delay`` on.
 
         Returns
         -------
         np.ndarray [shape=(partitions * frame,), float64]
         """
         out = np.zeros(self.partitions * self.frame)
-        w = np.asarray(self.wfr) + 1j * np.asarray(self.wfi)
+        w = np.asarray(self.wr) + 1j * np.asarray(self.wi)
         for p in range(self.partitions):
             out[p * self.frame:(p + 1) * self.frame] = np.fft.irfft(w[p], self.n_fft)[:self.frame]
         return out
@@ -291,7 +266,8 @@ cdef class EchoCanceller:
         played : np.ndarray [shape=(n,), float32]
             What the output played over the same samples (same clock).
         out : np.ndarray [shape=(n,), float32]
-            Receives the microphone with our own output's echo removed.
+            Receives the microphone with our own output's echo removed
+            (non-finite samples are passed on as they are).
         """
         cdef Py_ssize_t n = mic.shape[0]
         if played.shape[0] != n or out.shape[0] != n:
@@ -320,13 +296,11 @@ cdef class EchoCanceller:
             x = mic[i]
             if isfinite(x):
                 self.mic_frame[j] = x
-                self.ef[j] = x - self.yf[j]
-                self.eb[j] = x - self.yb[j]
-                out[i] = mic[i] if self.bypass else <float>self.ef[j]
-            else:   # passed on for the detector to count; never adapted on
+                self.e[j] = x - self.y[j]
+                out[i] = mic[i] if self.bypass else <float>self.e[j]
+            else:
                 self.mic_frame[j] = 0.0
-                self.ef[j] = 0.0
-                self.eb[j] = 0.0
+                self.e[j] = 0.0
                 out[i] = mic[i]
             self.sample_index += 1
             if j == self.frame - 1:
@@ -387,98 +361,76 @@ cdef class EchoCanceller:
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    cdef void _echo(self, double[:, ::1] wr, double[:, ::1] wi, double[::1] y) noexcept nogil:
-        """Echo estimate of the current frame with weights (wr, wi) into y."""
-        cdef int p, k, slot
-        cdef int P = self.partitions
+    cdef void _start_frame(self) noexcept nogil:
+        """Take a pending path; transform the reference of this frame and predict its echo."""
+        cdef int p, k, slot, P = self.partitions
         cdef long long cur = self.frame_index % P
         cdef double ar, ai
+        if self.pending:
+            self.delay = self.pending_delay
+            if not self.pending_move:
+                self.wr[...] = self.pwr
+                self.wi[...] = self.pwi
+            for p in range(1, P):   # the stored reference spectra, at the new delay
+                self._transform_ref(self.frame_index - p, <int>((cur - p + P) % P))
+            self.has_path = True
+            self.bypass = False
+            self.worse = 0
+            self.short_num = 0.0
+            self.short_den = 0.0
+            self.loads += 1
+            self.pending = False
+        self._transform_ref(self.frame_index, <int>cur)
         for k in range(self.bins):
             ar = 0.0
             ai = 0.0
             for p in range(P):
                 slot = <int>((cur - p + P) % P)
-                ar += wr[p, k] * self.xr[slot, k] - wi[p, k] * self.xi[slot, k]
-                ai += wr[p, k] * self.xi[slot, k] + wi[p, k] * self.xr[slot, k]
+                ar += self.wr[p, k] * self.xr[slot, k] - self.wi[p, k] * self.xi[slot, k]
+                ai += self.wr[p, k] * self.xi[slot, k] + self.wi[p, k] * self.xr[slot, k]
             self.re[k] = ar
             self.im[k] = ai
         self._spectrum_to_time()
         for k in range(self.frame):
-            y[k] = self.re[self.frame + k]
-
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
-    cdef void _start_frame(self) noexcept nogil:
-        """Transform the reference of [f - frame, f + frame) and predict this frame's echo."""
-        cdef int p, slot
-        if self.pending:
-            # a new echo path from the main thread: its delay and weights (or the same
-            # weights at a new delay); the stored reference spectra are recomputed at the new delay
-            self.delay = self.pending_delay
-            if not self.pending_move:
-                self.wfr[...] = self.pwr
-                self.wfi[...] = self.pwi
-                self.wbr[...] = self.pwr
-                self.wbi[...] = self.pwi
-            else:
-                self.wbr[...] = self.wfr
-                self.wbi[...] = self.wfi
-            for p in range(1, self.partitions):
-                slot = <int>((self.frame_index - p) % self.partitions + self.partitions) % self.partitions
-                self._transform_ref(self.frame_index - p, slot)
-            self.dbf = 0.0
-            self.loads += 1
-            self.pending = False
-            self.bypass = False
-            self.worse = 0
-        self.ref_frame_power = self._transform_ref(self.frame_index, <int>(self.frame_index % self.partitions))
-        self._echo(self.wfr, self.wfi, self.yf)
-        self._echo(self.wbr, self.wbi, self.yb)
+            self.y[k] = self.re[self.frame + k]
         self.frame_ready = True
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    cdef double _transform_ref(self, long long frame_index, int slot) noexcept nogil:
-        """Spectrum of the reference over [f - frame, f + frame) of frame ``frame_index`` into ``slot``;
-        returns the reference power of that span."""
+    cdef void _transform_ref(self, long long frame_index, int slot) noexcept nogil:
+        """Spectrum of the reference over [f - frame, f + frame) of frame ``frame_index`` into ``slot``."""
         cdef long long f = frame_index * self.frame
-        cdef long long t, src
+        cdef long long src
         cdef int k, b = self.frame
-        cdef double v, pw = 0.0
         for k in range(self.n_fft):
-            t = f - b + k
-            src = t - self.delay
-            v = self.hist[src & self.hist_mask] if src >= 0 else 0.0
-            self.re[k] = v
+            src = f - b + k - self.delay
+            self.re[k] = self.hist[src & self.hist_mask] if src >= 0 else 0.0
             self.im[k] = 0.0
-            pw += v * v
         self._fft(False)
         for k in range(self.bins):
             self.xr[slot, k] = self.re[k]
             self.xi[slot, k] = self.im[k]
-        return pw
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
     cdef void _end_frame(self) noexcept nogil:
-        """Adapt the background filter, pick the better filter, follow the echo's position."""
-        cdef int k, p, slot, b = self.frame, P = self.partitions
-        cdef long long cur = self.frame_index % P
-        cdef double e_f = 0.0, e_b = 0.0, e_x = 0.0, mean_norm = 0.0, delta, gr, gi, d, er, ei
-        cdef double e_y = 0.0, mu
-        for k in range(b):
-            e_f += self.ef[k] * self.ef[k]
-            e_b += self.eb[k] * self.eb[k]
+        """Judge the frame: is the path removing our output, or adding to the microphone?"""
+        cdef int k, p, P = self.partitions
+        cdef double e_f = 0.0, e_x = 0.0, span = 0.0
+        for k in range(self.frame):
+            e_f += self.e[k] * self.e[k]
             e_x += self.mic_frame[k] * self.mic_frame[k]
-            e_y += self.yb[k] * self.yb[k]
-        # the loudest reference frame of the last ~10 s sets what counts as excitation
-        self.ref_peak *= 0.999
-        if self.ref_frame_power > self.ref_peak:
-            self.ref_peak = self.ref_frame_power
-        if self.ref_frame_power <= 1e-4 * self.ref_peak or self.ref_frame_power < 1e-12:
+        # reference power over the filter span: where our output (or its echo tail) can be heard
+        for p in range(P):
+            for k in range(self.bins):
+                span += self.xr[p, k] * self.xr[p, k] + self.xi[p, k] * self.xi[p, k]
+        self.span_peak *= 0.999
+        if span > self.span_peak:
+            self.span_peak = span
+        if span <= 1e-4 * self.span_peak or span < 1e-12 or not self.has_path:
             return
-        # never worse than nothing: a foreground that adds more than it removes (the echo moved
-        # away from where it models it) is bypassed until it fits again or a new path is loaded
+        # never worse than nothing: a path that adds more than it removes (the echo moved away
+        # from where it puts it) is bypassed until it fits again or another path is loaded
         if e_f > 2.0 * e_x:
             self.worse += 1
             if self.worse >= 2:
@@ -487,58 +439,7 @@ cdef class EchoCanceller:
             self.worse = 0
             if self.bypass and e_f < 0.5 * e_x:
                 self.bypass = False
-        # smoothed echo return loss enhancement, where our output sounds
         self.erle_num = 0.98 * self.erle_num + e_x
         self.erle_den = 0.98 * self.erle_den + e_f
-        # foreground / background decision (both errors saw the same near-end sound)
-        self.dbf = 0.8 * self.dbf + (e_f - e_b)
-        self.sbf = 0.8 * self.sbf + (e_f + e_b)
-        if (self.dbf > self.copy_thr * self.sbf and e_f > e_b):
-            self.wfr[...] = self.wbr
-            self.wfi[...] = self.wbi
-            self.dbf = 0.0
-            self.copies += 1
-        elif -self.dbf > 0.3 * self.sbf and e_b > 2.0 * e_f:
-            self.wbr[...] = self.wfr
-            self.wbi[...] = self.wfi
-            self.dbf = 0.0
-            self.resets += 1
-        # background: NLMS per bin, normalised by the reference power over the filter span
-        for k in range(self.bins):
-            d = 0.0
-            for p in range(P):
-                d += self.xr[p, k] * self.xr[p, k] + self.xi[p, k] * self.xi[p, k]
-            self.norm[k] = d
-            mean_norm += d
-        mean_norm /= self.bins
-        delta = 1e-3 * mean_norm + 1e-12
-        # step size: large while the error is mostly echo we have not modelled yet, small while a
-        # step (or anything else near the microphone) dominates it -- the filter must not learn steps
-        mu = self.mu * min(1.0, max(self.mu_floor, e_y / (e_b + 1e-20)))
-        # error spectrum of [0 ... 0, e_background]
-        for k in range(b):
-            self.re[k] = 0.0
-            self.im[k] = 0.0
-            self.re[b + k] = self.eb[k]
-            self.im[b + k] = 0.0
-        self._fft(False)
-        for k in range(self.bins):
-            self.er[k] = self.re[k]
-            self.ei[k] = self.im[k]
-        for p in range(P):
-            slot = <int>((cur - p + P) % P)
-            for k in range(self.bins):
-                d = mu / (self.norm[k] + delta)
-                self.re[k] = (self.xr[slot, k] * self.er[k] + self.xi[slot, k] * self.ei[k]) * d
-                self.im[k] = (self.xr[slot, k] * self.ei[k] - self.xi[slot, k] * self.er[k]) * d
-            # keep each partition's update a causal, frame-long response (overlap-save
-            # constraint: without it the weights wrap around and converge several times slower)
-            self._spectrum_to_time()
-            for k in range(b, self.n_fft):
-                self.re[k] = 0.0
-            for k in range(self.n_fft):
-                self.im[k] = 0.0
-            self._fft(False)
-            for k in range(self.bins):
-                self.wbr[p, k] += self.re[k]
-                self.wbi[p, k] += self.im[k]
+        self.short_num = 0.8 * self.short_num + e_x
+        self.short_den = 0.8 * self.short_den + e_f

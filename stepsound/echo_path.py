@@ -2,16 +2,20 @@
 
 The sweep probes measure the echo path before a session; during it the
 path can move (an audio server changes its latency when another program
-starts playing, an xrun shifts input against output).  The session's own
-clicks are a known signal too: every ``every_s`` the main thread deconvolves
-the last ``window_s`` of microphone by what was played (the same regularised
-least squares as the sweep probe, see :func:`stepsound.roundtrip.deconvolve`),
-and when the canceller has become worse than nothing (it bypasses itself:
-the echo is no longer where it models it) and three of the last five
-estimates agree on a clean arrival, the measured response is loaded at the
-delay the clicks now show.  While the canceller works, nothing moves it:
-steps louder than the clicks -- even steps in time with the metronome, which
-look like an echo at a steady lag -- cannot pull it away.
+starts playing, an xrun shifts input against output, and a new stream need
+not have the latency the probe's stream had).  The session's own clicks are
+a known signal too: every ``every_s`` the main thread deconvolves the last
+``window_s`` of microphone by what was played (the same regularised least
+squares as the sweep probe, :func:`stepsound.roundtrip.deconvolve`) and finds
+the shift that best lines this estimate up with the measured response.
+
+Only while the canceller is failing (it removes less than half of the
+microphone's energy where our output sounds, or bypasses itself), and only
+when three of the last five estimates agree on a shift that fits the measured
+response well, is the measured response loaded at the shifted delay.  While
+the canceller works nothing moves it: steps louder than the clicks -- even
+steps in time with the metronome, which look like an echo at a steady lag --
+do not have the shape of the measured response and cannot pull it away.
 
 The audio thread only copies samples into two rings; all the work is here.
 """
@@ -24,13 +28,57 @@ import numpy as np
 from stepsound.rings import SampleRing
 from stepsound.roundtrip import MAX_ROUND_TRIP_S, MIN_PEAK_DB, analyse_response, deconvolve, trim_response
 
-#: Estimates within this of each other agree [seconds].
-AGREE_S = 0.001
+#: Shifts within this of each other agree [seconds] (a path off by even 0.2 ms cancels badly at 8 kHz).
+AGREE_S = 0.0001
 #: This many of the last RECENT estimates must agree before the path moves.
 AGREEING = 3
 RECENT = 5
-#: A move smaller than this is left to the adaptive filter (its pre-margin is 8 ms) [seconds].
-MOVE_S = 0.003
+#: Regularisation of the deconvolution of our clicks when looking for the path (see roundtrip.deconvolve).
+REGULARISATION = 1e-3
+#: An estimate must fit the measured response at least this well (normalised correlation).
+MIN_FIT = 0.5
+
+
+def best_shift(estimate: np.ndarray, reference: np.ndarray, max_shift: int) -> tuple[int, float]:
+    """The lag that lines ``reference`` up with ``estimate``, and how well it fits there.
+
+    Parameters
+    ----------
+    estimate, reference : np.ndarray [shape=(n,)]
+        Two responses of the same path on the same lag axis, seen through the
+        same excitation (see :meth:`EchoPathTracker.update`).
+    max_shift : int [samples]
+
+    Returns
+    -------
+    (int, float)
+        ``estimate[t] ~ reference[t - shift]``; the normalised correlation of
+        the two over the span that holds 99 % of the reference's energy.
+    """
+    n = len(estimate) + len(reference)
+    nfft = 1 << (n - 1).bit_length()
+    xc = np.fft.irfft(np.fft.rfft(estimate, nfft) * np.conj(np.fft.rfft(reference, nfft)), nfft)
+    lags = np.concatenate([np.arange(0, max_shift + 1), np.arange(-max_shift, 0)])
+    vals = np.concatenate([xc[:max_shift + 1], xc[nfft - max_shift:]])
+    shift = int(lags[int(np.argmax(vals))])
+    energy = np.cumsum(reference ** 2)
+    if energy[-1] <= 0:
+        return shift, 0.0
+    a = int(np.searchsorted(energy, 0.005 * energy[-1]))
+    b = int(np.searchsorted(energy, 0.995 * energy[-1])) + 1
+    a, b = max(a, -shift, 0), min(b, len(estimate) - shift, len(reference))
+    if b <= a:
+        return shift, 0.0
+    r = reference[a:b]
+    e = estimate[a + shift:b + shift]
+    norm = float(np.sqrt(np.dot(r, r) * np.dot(e, e)))
+    return shift, (float(np.dot(r, e)) / norm if norm > 0 else 0.0)
+
+
+def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    n = len(x) + len(h)
+    nfft = 1 << (n - 1).bit_length()
+    return np.fft.irfft(np.fft.rfft(x, nfft) * np.fft.rfft(h, nfft), nfft)[:n - 1]
 
 
 class EchoPathTracker:
@@ -44,7 +92,8 @@ class EchoPathTracker:
     window_s : float [s]
         Audio each estimate looks at.
     every_s : float [s]
-        Estimate this often (measured in samples heard, not wall time).
+        Estimate this often (measured in samples heard, not wall time); four
+        times as often while the canceller is failing.
 
     Attributes
     ----------
@@ -56,7 +105,7 @@ class EchoPathTracker:
         The latest estimate: ``arrival`` [samples], ``peak_db`` [dB].
     """
 
-    def __init__(self, sample_rate: int, canceller, window_s: float = 0.5, every_s: float = 0.125):
+    def __init__(self, sample_rate: int, canceller, window_s: float = 0.5, every_s: float = 0.5):
         self.sample_rate = int(sample_rate)
         self.canceller = canceller
         self.window = int(window_s * sample_rate)
@@ -71,9 +120,12 @@ class EchoPathTracker:
         self.heard = 0
         self._next = size
         self._recent: collections.deque = collections.deque(maxlen=RECENT)
-        self.base: int | None = None
-        #: (real, imag) partition spectra of the measured response, or None
-        self.reference = None
+        #: measured response (lag 0 = output sample), or None until one is known
+        self.reference: np.ndarray | None = None
+        self._delay0 = 0
+        self._spectra = None
+        #: shift of the path since the reference was measured [samples]
+        self.shift = 0
         self.estimates = 0
         self.moves = 0
         self.last: dict | None = None
@@ -109,41 +161,63 @@ class EchoPathTracker:
         self.heard += n
         if self.heard < self._next:
             return False
-        self._next = self.heard + self.every
+        # look often while the canceller is failing (a move must be found within a click or two)
+        self._next = self.heard + (self.every // 4 if self.canceller.failing else self.every)
         if float(np.dot(self.played, self.played)) < 1e-6:
             return False     # the metronome is silent: nothing to learn from
-        response = deconvolve(self.mic, self.played, self.lag)
+        response = deconvolve(self.mic, self.played, self.lag, REGULARISATION)
         est = analyse_response(response, self.sample_rate)
         self.estimates += 1
         self.last = est
-        self._recent.append(est["arrival"] if est["peak_db"] >= MIN_PEAK_DB else None)
-        arrival = self._agreed()
-        if arrival is None:
+        if est["peak_db"] < MIN_PEAK_DB:
+            self._recent.append(None)
             return False
         if self.reference is None:
-            # no measured response (the probe was refused or skipped): start from this one
-            delay = arrival - self.canceller.pre_samples
-            self.reference = self.canceller.spectra(trim_response(response, est, self.sample_rate)[max(0, delay):])
-            self.canceller.load(delay, *self.reference)
-        elif self.base is None:
-            self.base = arrival      # where the clicks arrive while the measured path holds
+            # no measured response (the probe was refused or skipped): the clicks' own estimate,
+            # once three agree on where they arrive
+            self._recent.append(est["arrival"])
+            if self._agreed() is None:
+                return False
+            # the response itself is best taken with little regularisation (down to 50 dB under the
+            # clicks' loudest band: 26 dB of cancellation in a small room instead of 12)
+            fine = deconvolve(self.mic, self.played, self.lag, 1e-5)
+            fine_est = analyse_response(fine, self.sample_rate)
+            self.set_reference(trim_response(fine, fine_est, self.sample_rate), fine_est["arrival"])
+            self.canceller.load(self._delay0, *self._spectra)
+            self.moves += 1
+            self._recent.clear()
+            return True
+        # the measured response seen through this window's clicks, as the estimate sees the path
+        seen = deconvolve(_convolve(self.played, self.reference)[:len(self.played)], self.played, self.lag,
+                          REGULARISATION)
+        shift, fit = best_shift(response, seen, self.lag // 2)
+        self.last = dict(est, shift=shift, fit=fit)
+        self._recent.append(shift if fit >= MIN_FIT else None)
+        if not self.canceller.failing:
             return False
-        elif not self.canceller.bypass:
-            return False             # the canceller still removes more than it adds: the path holds
-        else:
-            # the path moved (or the filter went wrong): the measured response at the delay the clicks
-            # now show; what the filter learned meanwhile is dropped (a fresh estimate would be noisier)
-            shift = arrival - self.base if abs(arrival - self.base) > MOVE_S * self.sample_rate else 0
-            self.canceller.load(self.canceller.delay + shift, *self.reference)
-            self.base = arrival if shift else self.base
-        if self.base is None:
-            self.base = arrival
+        shift = self._agreed()
+        if shift is None or abs(shift - self.shift) < 2:
+            return False
+        # the path moved: the measured response at the delay the clicks now show (what the filter
+        # learned while the path was wrong is dropped; a fresh estimate from clicks would be noisier)
+        self.canceller.load(self._delay0 + shift, *self._spectra)
+        self.shift = shift
         self.moves += 1
         self._recent.clear()
         return True
 
+    def set_reference(self, response: np.ndarray, arrival: int) -> None:
+        """The measured response (lag 0 = output sample) the canceller runs from, and its arrival."""
+        pre = self.canceller.pre_samples
+        self.reference = np.zeros(self.lag)
+        m = min(len(response), self.lag)
+        self.reference[:m] = response[:m]
+        self._delay0 = max(0, arrival - pre)
+        self._spectra = self.canceller.spectra(self.reference[self._delay0:])
+        self.shift = 0
+
     def _agreed(self) -> int | None:
-        """An arrival that at least AGREEING of the recent estimates share (within AGREE_S), else None."""
+        """A value that at least AGREEING of the recent estimates share (within AGREE_S), else None."""
         found = [a for a in self._recent if a is not None]
         tol = AGREE_S * self.sample_rate
         for a in reversed(found):

@@ -60,11 +60,12 @@ def sweep(sample_rate: int, duration_s: float = 0.5, level_db: float = -12.0) ->
     return (10.0 ** (level_db / 20.0) * x).astype(np.float32)
 
 
-def deconvolve(heard: np.ndarray, probe: np.ndarray, length: int) -> np.ndarray:
+def deconvolve(heard: np.ndarray, probe: np.ndarray, length: int, regularisation: float = 1e-3) -> np.ndarray:
     """Impulse response from ``probe`` to ``heard`` (``heard`` starts where the probe started).
 
-    Regularised frequency-domain least squares: outside the probe's band the
-    response is held near zero instead of amplifying noise.
+    Regularised frequency-domain least squares: where the probe has less
+    than ``regularisation`` x its peak power, the response is held near zero
+    instead of amplifying noise.
 
     Returns
     -------
@@ -76,7 +77,7 @@ def deconvolve(heard: np.ndarray, probe: np.ndarray, length: int) -> np.ndarray:
     p = np.fft.rfft(probe.astype(np.float64), nfft)
     y = np.fft.rfft(heard.astype(np.float64), nfft)
     power = np.abs(p) ** 2
-    h = np.fft.irfft(y * np.conj(p) / (power + 1e-3 * power.max()), nfft)
+    h = np.fft.irfft(y * np.conj(p) / (power + regularisation * power.max()), nfft)
     return h[:length]
 
 
@@ -103,6 +104,11 @@ def analyse_response(h: np.ndarray, sample_rate: int) -> dict:
     m = int(np.argmax(env))
     lo = max(0, m - int(0.005 * sample_rate))
     arrival = lo + int(np.flatnonzero(env[lo:m + 1] >= 0.5 * env[m])[0])
+    # to the sample: the strongest tap within 0.5 ms of the envelope's onset (a broadband response's
+    # envelope is a sample or two wider than its peak)
+    half = max(1, int(0.0005 * sample_rate))
+    a, b = max(0, arrival - half), min(len(h), arrival + half + 1)
+    arrival = a + int(np.argmax(np.abs(h[a:b])))
     keep = np.ones(len(h), bool)
     tail = m + int(0.1 * sample_rate)
     keep[max(0, m - int(0.002 * sample_rate)):tail] = False

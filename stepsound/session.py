@@ -108,9 +108,8 @@ class SessionCore:
                 self._clean = np.zeros(self._max_block, np.float32)
                 self.echo_tracker = EchoPathTracker(self.sample_rate, self.aec)
                 if echo_response is not None:   # measured response, lag 0 = output sample
-                    spectra = self.aec.spectra(np.asarray(echo_response)[self.aec.delay:])
-                    self.aec.load(self.aec.delay, *spectra)
-                    self.echo_tracker.reference = spectra
+                    self.echo_tracker.set_reference(np.asarray(echo_response), round_trip)
+                    self.aec.load(self.aec.delay, *self.echo_tracker._spectra)
 
         self._out_mono = np.zeros(self._max_block, np.float32)
 
