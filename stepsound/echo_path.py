@@ -24,9 +24,12 @@ from __future__ import annotations
 import collections
 
 import numpy as np
+from scipy import fft as sp_fft   # releases the GIL: the audio callback never waits for it
 
 from stepsound.rings import SampleRing
-from stepsound.roundtrip import MAX_ROUND_TRIP_S, MIN_PEAK_DB, analyse_response, deconvolve, trim_response
+from stepsound.errors import AudioDeviceError
+from stepsound.roundtrip import (MAX_ROUND_TRIP_S, MIN_PEAK_DB, PROBE_REGULARISATION, analyse_response, deconvolve,
+                                 judge_sweeps, probe_band, trim_response)
 
 #: Shifts within this of each other agree [seconds] (a path off by even 0.2 ms cancels badly at 8 kHz).
 AGREE_S = 0.0001
@@ -57,7 +60,7 @@ def best_shift(estimate: np.ndarray, reference: np.ndarray, max_shift: int) -> t
     """
     n = len(estimate) + len(reference)
     nfft = 1 << (n - 1).bit_length()
-    xc = np.fft.irfft(np.fft.rfft(estimate, nfft) * np.conj(np.fft.rfft(reference, nfft)), nfft)
+    xc = sp_fft.irfft(sp_fft.rfft(estimate, nfft) * np.conj(sp_fft.rfft(reference, nfft)), nfft)
     lags = np.concatenate([np.arange(0, max_shift + 1), np.arange(-max_shift, 0)])
     vals = np.concatenate([xc[:max_shift + 1], xc[nfft - max_shift:]])
     shift = int(lags[int(np.argmax(vals))])
@@ -78,7 +81,7 @@ def best_shift(estimate: np.ndarray, reference: np.ndarray, max_shift: int) -> t
 def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     n = len(x) + len(h)
     nfft = 1 << (n - 1).bit_length()
-    return np.fft.irfft(np.fft.rfft(x, nfft) * np.fft.rfft(h, nfft), nfft)[:n - 1]
+    return sp_fft.irfft(sp_fft.rfft(x, nfft) * sp_fft.rfft(h, nfft), nfft)[:n - 1]
 
 
 class EchoPathTracker:
@@ -105,7 +108,8 @@ class EchoPathTracker:
         The latest estimate: ``arrival`` [samples], ``peak_db`` [dB].
     """
 
-    def __init__(self, sample_rate: int, canceller, window_s: float = 0.5, every_s: float = 0.5):
+    def __init__(self, sample_rate: int, canceller, window_s: float = 0.5, every_s: float = 0.5,
+                 probe_starts=(), probe_length: int = 0):
         self.sample_rate = int(sample_rate)
         self.canceller = canceller
         self.window = int(window_s * sample_rate)
@@ -129,6 +133,14 @@ class EchoPathTracker:
         self.estimates = 0
         self.moves = 0
         self.last: dict | None = None
+        # sweep probes played by the session itself at its start (see SessionCore): captured whole
+        self.probe_starts = [int(v) for v in probe_starts]
+        self.probe_length = int(probe_length)
+        self.probe_result: dict | None = None
+        if self.probe_starts:
+            cap = max(self.probe_starts) + self.probe_length + self.lag
+            self._cap_mic = np.zeros(cap, np.float32)
+            self._cap_played = np.zeros(cap, np.float32)
 
     # -- audio thread ---------------------------------------------------------
     def push(self, mic: np.ndarray, played: np.ndarray) -> None:
@@ -137,9 +149,13 @@ class EchoPathTracker:
         self.played_ring.push(played)
 
     # -- main thread ----------------------------------------------------------
-    def _roll(self, buf: np.ndarray, ring: SampleRing, n: int) -> None:
-        """Move the ``n`` oldest samples of ``ring`` onto the end of ``buf``."""
+    def _roll(self, buf: np.ndarray, ring: SampleRing, n: int, capture: np.ndarray | None = None) -> None:
+        """Move the ``n`` oldest samples of ``ring`` onto the end of ``buf`` (and into ``capture``
+        while the probe's span is being captured)."""
         ring.pop_into(self._chunk[:n])
+        if capture is not None and self.heard < len(capture):
+            m = min(n, len(capture) - self.heard)
+            capture[self.heard:self.heard + m] = self._chunk[:m]
         if n >= len(buf):
             buf[:] = self._chunk[n - len(buf):n]
         elif n:
@@ -156,9 +172,11 @@ class EchoPathTracker:
         """
         # the same count from both rings keeps them aligned (the audio thread may push meanwhile)
         n = min(self.mic_ring.available(), self.played_ring.available(), len(self._chunk))
-        self._roll(self.mic, self.mic_ring, n)
-        self._roll(self.played, self.played_ring, n)
+        self._roll(self.mic, self.mic_ring, n, getattr(self, "_cap_mic", None))
+        self._roll(self.played, self.played_ring, n, getattr(self, "_cap_played", None))
         self.heard += n
+        if self.probe_starts and self.probe_result is None:
+            return self._judge_probe() if self.heard >= len(self._cap_mic) else False
         if self.heard < self._next:
             return False
         # look often while the canceller is failing (a move must be found within a click or two)
@@ -202,6 +220,26 @@ class EchoPathTracker:
         # learned while the path was wrong is dropped; a fresh estimate from clicks would be noisier)
         self.canceller.load(self._delay0 + shift, *self._spectra)
         self.shift = shift
+        self.moves += 1
+        self._recent.clear()
+        return True
+
+    def _judge_probe(self) -> bool:
+        """Deconvolve each sweep the session played; take the path if the measurement is clean."""
+        responses = [deconvolve(self._cap_mic[s:s + self.probe_length + self.lag],
+                                self._cap_played[s:s + self.probe_length + self.lag], self.lag, PROBE_REGULARISATION,
+                                probe_band(self.sample_rate))
+                     for s in self.probe_starts]
+        del self._cap_mic, self._cap_played
+        try:
+            res = judge_sweeps(responses, self.sample_rate)
+        except AudioDeviceError as exc:     # refused, or not heard: the clicks will show the path
+            self.probe_result = {"error": str(exc)}
+            return False
+        res["sample_rate"] = self.sample_rate
+        self.probe_result = res
+        self.set_reference(res["response"], res["round_trip_samples"])
+        self.canceller.load(self._delay0, *self._spectra)
         self.moves += 1
         self._recent.clear()
         return True

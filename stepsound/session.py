@@ -39,11 +39,14 @@ from stepsound.store import SessionStore
 from stepsound.cli_support import duration_arg, latency_arg
 from stepsound.echo_path import EchoPathTracker
 from stepsound.rings import SampleRing, SpscQueue
-from stepsound.roundtrip import RoundTripRefused, describe, device_pair, latency_key, measure_round_trip
+from stepsound.roundtrip import (RoundTripRefused, describe, device_pair, latency_key, measure_round_trip,
+                                 probe_sequence)
 
 FLUSH_S = 2.0
 #: The reference runs this much ahead of the measured round trip [seconds].
 REF_EARLY_S = 0.003
+#: Length of each sweep a live session plays at its start to measure its own round trip [seconds].
+PROBE_SWEEP_S = 0.35
 
 
 class SessionCore:
@@ -69,6 +72,10 @@ class SessionCore:
     echo_response : np.ndarray, optional
         Measured output → microphone response (lag 0 = output sample) that
         starts the echo canceller.
+    probe_db : float, optional [dBFS]
+        With the echo canceller: play three sweep probes at this level over the
+        first ~3 s (mixed with the metronome) and take the round trip and
+        echo path of *this* stream from them (``echo_tracker.probe_result``).
     max_block : int [samples]
         Largest block :meth:`audio_block` will be given.
 
@@ -81,7 +88,7 @@ class SessionCore:
 
     def __init__(self, sample_rate: int, coach_config: CoachConfig, *, grader=None, sound: str = "woodblock",
                  level_db: float = -6.0, leak_ref_delay: int | None = None, echo_response=None,
-                 echo_cancel: bool = False, max_block: int = 8192):
+                 echo_cancel: bool = False, probe_db: float | None = None, max_block: int = 8192):
         self.sample_rate = int(sample_rate)
         self.grader = grader if grader is not None else LandingGrader()
         self.engine = Engine(self.sample_rate, grader=self.grader)
@@ -93,6 +100,7 @@ class SessionCore:
         self._max_block = int(max_block)
         self.aec = None
         self.echo_tracker = None
+        self._probe = None
         if leak_ref_delay is not None:
             size = 1
             while size < leak_ref_delay + 2 * self._max_block + self.sample_rate:
@@ -106,12 +114,23 @@ class SessionCore:
                 self.aec = EchoCanceller(self.sample_rate, 0, max_block=self._max_block)
                 self.aec.set_delay(round_trip - self.aec.pre_samples)
                 self._clean = np.zeros(self._max_block, np.float32)
-                self.echo_tracker = EchoPathTracker(self.sample_rate, self.aec)
+                starts, length = (), 0
+                if probe_db is not None:     # sweeps at the start, mixed into what we play
+                    self._probe, starts, length = probe_sequence(self.sample_rate, 3, probe_db, PROBE_SWEEP_S,
+                                                                 fade_s=0.04)  # no sharp onset to take for a step
+                self.echo_tracker = EchoPathTracker(self.sample_rate, self.aec, probe_starts=starts,
+                                                    probe_length=length)
                 if echo_response is not None:   # measured response, lag 0 = output sample
                     self.echo_tracker.set_reference(np.asarray(echo_response), round_trip)
                     self.aec.load(self.aec.delay, *self.echo_tracker._spectra)
 
         self._out_mono = np.zeros(self._max_block, np.float32)
+
+    @property
+    def measuring(self) -> bool:
+        """True while the session's own sweep probes are being played or judged (main thread)."""
+        tracker = self.echo_tracker
+        return bool(tracker is not None and tracker.probe_starts and tracker.probe_result is None)
 
     # -- audio thread ---------------------------------------------------------
     def audio_block(self, mic: np.ndarray, out: np.ndarray | None) -> None:
@@ -132,6 +151,14 @@ class SessionCore:
             self.metronome.render_into(out, self.sample)
         else:
             self.metronome.render_into(self._out_mono[:n], self.sample)
+        if self._probe is not None and self.sample < len(self._probe):
+            m = min(n, len(self._probe) - self.sample)
+            target = self._out_mono[:n] if out is None else out
+            seg = self._probe[self.sample:self.sample + m]
+            if target.ndim == 1:
+                target[:m] += seg
+            else:
+                target[:m] += seg[:, None]
         ref = None
         if self.leak_ref_delay is not None:
             played = self._out_mono[:n] if out is None else (out if out.ndim == 1 else out[:, 0])
@@ -158,6 +185,11 @@ class SessionCore:
             self.aec.process(mic, played, clean)
             self.echo_tracker.push(mic, played)
             mic = clean
+            if self.aec.loads and not self.aec.bypass:
+                # our output is gone from what the detector hears: nothing left to veto (a veto after
+                # every click would only blank steps); while the canceller has no path or bypasses
+                # itself, the detector's own leak suppression stands in
+                ref[:] = 0.0
         for ev in self.engine.process(mic, ref):
             self.events.put(ev)
         self.sample += n
@@ -194,16 +226,21 @@ class SessionLog:
         played = self.core.metronome.read_clicks()
         if len(played):
             self.clicks.extend(int(v) for v in played.sample[played.audible])
+        # while the session's own sweep probes measure the round trip, the coach waits (no click may
+        # sound before the canceller knows where our clicks arrive)
+        coaching = self.core.measuring is False
         for ev in self.core.events.drain():
             if isinstance(ev, Step):
-                coach.on_step(ev)
+                if coaching:
+                    coach.on_step(ev)
                 rec = ev.to_dict()
                 self._steps.append(rec)
                 if not ev.extra:
                     self.n_steps += 1
                 self.last_steps.append(rec)
             elif isinstance(ev, CadenceTick):
-                coach.on_tick(ev)
+                if coaching:
+                    coach.on_tick(ev)
                 self.cadence_spm = ev.spm
                 self._ticks.append((round(ev.time_s, 3), None if ev.spm is None else round(ev.spm, 2)))
                 self._recent_ticks.append((ev.time_s, ev.spm))
@@ -549,9 +586,13 @@ def run_live(args, store) -> int:
     stats = device.StreamStats()
     sample_rate = args.sample_rate or device.default_sample_rate(args.input_device, "input")
     leak_delay, response = _leak_delay(args, store, sample_rate)
+    probe = args.echo_cancel and args.round_trip_ms is None
     core = SessionCore(sample_rate, _coach_config(args), grader=_grader(args), sound=args.sound,
                        level_db=args.volume, leak_ref_delay=leak_delay, echo_cancel=args.echo_cancel,
-                       echo_response=response)
+                       echo_response=response, probe_db=min(args.volume, -12.0) - 6.0 if probe else None)
+    if probe and not args.quiet:
+        print("stepsound: measuring the round trip with three rising tones at the start (keep running)",
+              file=sys.stderr)
     rec = _Writer(args.record, sample_rate) if args.record else None
     rec_ring = SampleRing(sample_rate * 20) if rec else None
 
@@ -586,7 +627,10 @@ def run_live(args, store) -> int:
             while True:
                 time.sleep(0.05)
                 if core.echo_tracker is not None:
+                    judged = core.echo_tracker.probe_result is not None
                     core.echo_tracker.update()
+                    if not judged and core.echo_tracker.probe_result is not None:
+                        _probe_done(args, store, core, sample_rate)
                 log.pump()
                 if rec_ring is not None:
                     n = rec_ring.pop_into(drain_buf)
@@ -615,7 +659,9 @@ def run_live(args, store) -> int:
              "echo_cancel": None if core.aec is None else {
                  "delay_samples": core.aec.delay, "arrival_samples": core.aec.delay + core.aec.pre_samples,
                  "paths_loaded": core.aec.loads,
-                 "path_moves": core.echo_tracker.moves, "erle_db": round(core.aec.echo_return_loss_db, 1)},
+                 "path_moves": core.echo_tracker.moves, "erle_db": round(core.aec.echo_return_loss_db, 1),
+                 "probe": None if core.echo_tracker.probe_result is None else {
+                     k: v for k, v in core.echo_tracker.probe_result.items() if k != "response"}},
              "startup_flags": stats.startup_flags,
              "leak_ref_shift_samples": core.engine.detector._core.ref_shift_samples,
              "round_trip_changes": core.engine.detector._core.shift_changes}
@@ -624,13 +670,15 @@ def run_live(args, store) -> int:
 
 
 def _leak_delay(args, store, sample_rate: int):
-    """Round trip used to recognise our own output in the microphone [samples], and the echo response.
+    """Round trip to start the session with [samples] (detector reference), and a measured response.
 
-    ``--round-trip-ms`` if given.  Otherwise the path is measured now with
-    sweep probes (about 3 s; footsteps do not disturb it) and stored per
-    device pair, rate and latency setting; a measurement that is refused (not
-    clean) falls back to the value stored earlier, else 40 ms, and stores
-    nothing.
+    ``--round-trip-ms`` if given.  With the echo canceller (the default) the
+    session measures its own stream's round trip with sweep probes over its
+    first seconds (see :class:`SessionCore`), so this is only the first guess:
+    the value stored for this device pair, rate and latency setting, else
+    40 ms.  Without it the round trip is measured now, on a stream of its own
+    (about 3 s; footsteps do not disturb it), and stored; a measurement that
+    is refused falls back to the stored value, else 40 ms, and stores nothing.
 
     Returns
     -------
@@ -642,6 +690,9 @@ def _leak_delay(args, store, sample_rate: int):
     response = None
     if args.round_trip_ms is not None:
         rt = args.round_trip_ms / 1000.0
+    elif args.echo_cancel:
+        rt = store.get_setting(key) if store is not None else None
+        rt = 0.04 if rt is None else rt
     else:
         if not args.quiet:
             print("stepsound: measuring the speaker → microphone round trip (3 s of rising tones)...",
@@ -663,6 +714,21 @@ def _leak_delay(args, store, sample_rate: int):
             rt = 0.04 if rt is None else rt
     # a little early: the detector's hold covers the late side
     return max(0, int(round((rt - REF_EARLY_S) * sample_rate))), response
+
+
+def _probe_done(args, store, core: SessionCore, sample_rate: int) -> None:
+    """The session's own sweep probes were judged: say so, store a clean round trip, move the detector's
+    reference to it (main thread)."""
+    res = core.echo_tracker.probe_result
+    if "error" in res:
+        print(f"stepsound: {res['error']}; learning the round trip from the metronome's clicks", file=sys.stderr)
+        return
+    core.leak_ref_delay = max(0, res["round_trip_samples"] - int(round(REF_EARLY_S * sample_rate)))
+    if store is not None:
+        store.set_setting(latency_key(args.input_device, args.output_device, sample_rate, args.latency),
+                          res["round_trip_s"])
+    if not args.quiet:
+        print(f"stepsound: {describe(res)}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- CLI
