@@ -90,7 +90,7 @@ cdef class EchoCanceller:
     cdef double[:, ::1] xr, xi, wr, wi, pwr, pwi
     cdef double[::1] y, e, mic_frame
     cdef double span_peak
-    cdef double erle_num, erle_den, short_num, short_den
+    cdef double erle_num, erle_den, removed, predicted
     cdef bint frame_ready, pending, pending_move, has_path
     cdef long long pending_delay
     cdef readonly int loads, worse
@@ -149,8 +149,8 @@ cdef class EchoCanceller:
         self.span_peak = 0.0
         self.erle_num = 0.0
         self.erle_den = 0.0
-        self.short_num = 0.0
-        self.short_den = 0.0
+        self.removed = 0.0
+        self.predicted = 0.0
         self.frame_ready = False
         self.pending = False
         self.has_path = False
@@ -182,12 +182,16 @@ cdef class EchoCanceller:
         return 10.0 * log10(self.erle_num / self.erle_den)
 
     @property
+    def explained(self):
+        """Share of the predicted echo energy that subtracting it really removed (recent frames):
+        about 1 when the path is right, about -1 when the echo has moved away from it."""
+        return self.removed / self.predicted if self.predicted > 0.0 else 0.0
+
+    @property
     def failing(self):
-        """True while the canceller has no path, bypasses itself, or removes less than half of the
-        microphone's energy where our output sounds (the echo may have moved; with steps much louder
-        than the clicks it can be True while the path is right, and the tracker then finds no move)."""
-        return bool(not self.has_path or self.bypass
-                    or (self.short_num > 0.0 and self.short_den > 0.5 * self.short_num))
+        """True while the canceller has no path, bypasses itself, or removes less than 30 % of the
+        echo it predicts (the echo has moved)."""
+        return bool(not self.has_path or self.bypass or (self.predicted > 0.0 and self.removed < 0.3 * self.predicted))
 
     def spectra(self, h):
         """Partitioned filter spectra of an impulse response (for :meth:`load`; allocates).
@@ -376,8 +380,8 @@ cdef class EchoCanceller:
             self.has_path = True
             self.bypass = False
             self.worse = 0
-            self.short_num = 0.0
-            self.short_den = 0.0
+            self.removed = 0.0
+            self.predicted = 0.0
             self.loads += 1
             self.pending = False
         self._transform_ref(self.frame_index, <int>cur)
@@ -416,10 +420,11 @@ cdef class EchoCanceller:
     cdef void _end_frame(self) noexcept nogil:
         """Judge the frame: is the path removing our output, or adding to the microphone?"""
         cdef int k, p, P = self.partitions
-        cdef double e_f = 0.0, e_x = 0.0, span = 0.0
+        cdef double e_f = 0.0, e_x = 0.0, e_y = 0.0, span = 0.0
         for k in range(self.frame):
             e_f += self.e[k] * self.e[k]
             e_x += self.mic_frame[k] * self.mic_frame[k]
+            e_y += self.y[k] * self.y[k]
         # reference power over the filter span: where our output (or its echo tail) can be heard
         for p in range(P):
             for k in range(self.bins):
@@ -441,5 +446,8 @@ cdef class EchoCanceller:
                 self.bypass = False
         self.erle_num = 0.98 * self.erle_num + e_x
         self.erle_den = 0.98 * self.erle_den + e_f
-        self.short_num = 0.8 * self.short_num + e_x
-        self.short_den = 0.8 * self.short_den + e_f
+        # how much of the predicted echo the subtraction really removed: about all of it when the path
+        # is right (the rest of the microphone is not correlated with our output), about minus all of
+        # it when the echo is elsewhere -- whatever the level of the steps
+        self.removed = 0.95 * self.removed + (e_x - e_f)
+        self.predicted = 0.95 * self.predicted + e_y

@@ -179,8 +179,13 @@ class EchoPathTracker:
             return self._judge_probe() if self.heard >= len(self._cap_mic) else False
         if self.heard < self._next:
             return False
-        # look often while the canceller is failing (a move must be found within a click or two)
-        self._next = self.heard + (self.every // 4 if self.canceller.failing else self.every)
+        failing = self.canceller.failing
+        # look often while the canceller is failing (a move must be found within a click or two);
+        # while it works there is nothing to look for
+        self._next = self.heard + (self.every // 4 if failing else self.every)
+        if not failing and self.reference is not None:
+            self._recent.clear()
+            return False
         if float(np.dot(self.played, self.played)) < 1e-6:
             return False     # the metronome is silent: nothing to learn from
         response = deconvolve(self.mic, self.played, self.lag, REGULARISATION)
@@ -211,8 +216,6 @@ class EchoPathTracker:
         shift, fit = best_shift(response, seen, self.lag // 2)
         self.last = dict(est, shift=shift, fit=fit)
         self._recent.append(shift if fit >= MIN_FIT else None)
-        if not self.canceller.failing:
-            return False
         shift = self._agreed()
         if shift is None or abs(shift - self.shift) < 2:
             return False
