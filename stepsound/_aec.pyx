@@ -77,6 +77,8 @@ cdef class EchoCanceller:
     bypass : bool
         The microphone is passed through: the loaded path adds more than it removes.
     failing : bool
+    gain : float
+        Least-squares gain on the loaded path (1 = as measured).
     echo_return_loss_db : float [dB]
     """
 
@@ -90,7 +92,8 @@ cdef class EchoCanceller:
     cdef double[:, ::1] xr, xi, wr, wi, pwr, pwi
     cdef double[::1] y, e, mic_frame
     cdef double span_peak
-    cdef double erle_num, erle_den, removed, predicted
+    cdef double erle_num, erle_den, removed, predicted, sxy, syy
+    cdef readonly double gain
     cdef bint frame_ready, pending, pending_move, has_path
     cdef long long pending_delay
     cdef readonly int loads, worse
@@ -151,6 +154,9 @@ cdef class EchoCanceller:
         self.erle_den = 0.0
         self.removed = 0.0
         self.predicted = 0.0
+        self.gain = 1.0
+        self.sxy = 0.0
+        self.syy = 0.0
         self.frame_ready = False
         self.pending = False
         self.has_path = False
@@ -189,9 +195,10 @@ cdef class EchoCanceller:
 
     @property
     def failing(self):
-        """True while the canceller has no path, bypasses itself, or removes less than 30 % of the
-        echo it predicts (the echo has moved)."""
-        return bool(not self.has_path or self.bypass or (self.predicted > 0.0 and self.removed < 0.3 * self.predicted))
+        """True while the canceller has no path, bypasses itself, its path's gain fell below one half,
+        or it removes less than 30 % of the echo it predicts (the echo has moved)."""
+        return bool(not self.has_path or self.bypass or self.gain < 0.5
+                    or (self.predicted > 0.0 and self.removed < 0.3 * self.predicted))
 
     def spectra(self, h):
         """Partitioned filter spectra of an impulse response (for :meth:`load`; allocates).
@@ -300,7 +307,7 @@ cdef class EchoCanceller:
             x = mic[i]
             if isfinite(x):
                 self.mic_frame[j] = x
-                self.e[j] = x - self.y[j]
+                self.e[j] = x - self.gain * self.y[j]
                 out[i] = mic[i] if self.bypass else <float>self.e[j]
             else:
                 self.mic_frame[j] = 0.0
@@ -382,6 +389,9 @@ cdef class EchoCanceller:
             self.worse = 0
             self.removed = 0.0
             self.predicted = 0.0
+            self.gain = 1.0
+            self.sxy = 0.0
+            self.syy = 0.0
             self.loads += 1
             self.pending = False
         self._transform_ref(self.frame_index, <int>cur)
@@ -420,11 +430,12 @@ cdef class EchoCanceller:
     cdef void _end_frame(self) noexcept nogil:
         """Judge the frame: is the path removing our output, or adding to the microphone?"""
         cdef int k, p, P = self.partitions
-        cdef double e_f = 0.0, e_x = 0.0, e_y = 0.0, span = 0.0
+        cdef double e_f = 0.0, e_x = 0.0, e_y = 0.0, xy = 0.0, span = 0.0
         for k in range(self.frame):
             e_f += self.e[k] * self.e[k]
             e_x += self.mic_frame[k] * self.mic_frame[k]
             e_y += self.y[k] * self.y[k]
+            xy += self.mic_frame[k] * self.y[k]
         # reference power over the filter span: where our output (or its echo tail) can be heard
         for p in range(P):
             for k in range(self.bins):
@@ -450,4 +461,11 @@ cdef class EchoCanceller:
         # is right (the rest of the microphone is not correlated with our output), about minus all of
         # it when the echo is elsewhere -- whatever the level of the steps
         self.removed = 0.95 * self.removed + (e_x - e_f)
-        self.predicted = 0.95 * self.predicted + e_y
+        self.predicted = 0.95 * self.predicted + e_y * self.gain * self.gain
+        # the path's overall gain, by least squares over the recent frames where it predicts an echo
+        # (a single number: the steps, not correlated with our output, average out): a path measured a
+        # little off in level is corrected, and an echo that moved away fades the prediction to nothing
+        self.sxy = 0.97 * self.sxy + xy
+        self.syy = 0.97 * self.syy + e_y
+        if self.syy > 0.0 and e_y > 0.0:
+            self.gain = min(4.0, max(0.0, self.sxy / self.syy))
