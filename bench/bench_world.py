@@ -24,8 +24,9 @@ may be tuned on the tuning families only; every table marks held-out families
 with ``*``.
 
 Events: each ``high`` row of a ``.steps.csv`` gives one event, cut from 20 ms
-before to 150 ms after the annotated time with 5 ms / 30 ms raised-cosine
-fades; events whose cut overlaps another annotated row by less than 120 ms are
+before to 150 ms after the annotated time with 18 ms / 30 ms raised-cosine
+fades (the fade-in spans the pre-roll, so that the recording's own background does not start
+with a step of its own); events whose cut overlaps another annotated row by less than 120 ms are
 dropped.  The annotated time is the event's true onset.  Each event is scaled
 to unit power over its first 50 ms after the onset, so a step's level is
 exactly its drawn gain.
@@ -102,7 +103,7 @@ SNRS_DB = (12, 6, 3, 0, -3)
 RATES = (8000, 16000, 22050, 44100, 48000, 96000)
 PROFILES = ("steady", "drifting", "intervals", "stop", "limp")
 PRE_S, POST_S = 0.020, 0.150
-FADE_IN_S, FADE_OUT_S = 0.005, 0.030
+FADE_IN_S, FADE_OUT_S = 0.018, 0.030  # the fade-in spans the pre-roll: a cut must not start with a step
 UNIT_WIN_S = 0.050
 HEAVY_DB, HEAVY_FRAC = 8.0, 0.2
 MIN_READY_STEPS = 8
@@ -520,16 +521,22 @@ def impact_pairs(truth: np.ndarray, gains: np.ndarray, ss: dict, heavy_scene: bo
 
 
 def run_scene(spec: Scene, data: Path, banks: dict) -> dict:
-    y, rate, truth, gains, stop = render(spec, data, banks)
+    """Render one scene and score stepsound and librosa on it."""
+    return score_scene(spec, *render(spec, data, banks))
+
+
+def score_scene(spec: Scene, y: np.ndarray, rate: int, truth: np.ndarray, gains: np.ndarray, stop: tuple | None,
+                with_librosa: bool = True) -> dict:
+    """Scores of one rendered scene (``with_librosa=False``: stepsound only, librosa columns NaN)."""
     t0 = time.perf_counter()
     ss = run_engine(y, rate)
     t_ss = time.perf_counter() - t0
-    lib = run_librosa(y, rate)["librosa"]
+    lib = run_librosa(y, rate)["librosa"] if with_librosa else np.zeros(0)
     res = {"spec": spec, "n": len(truth), "t_ss": t_ss}
     res["ss"] = score(truth, ss["onsets"], ss["commits"])
     keep = ~ss["extra"]
     res["st"] = score(truth, ss["onsets"][keep], ss["commits"][keep])
-    res["lib"] = score(truth, lib)
+    res["lib"] = score(truth, lib) if with_librosa else {"f50": float("nan"), "matched": 0, "n_est": 0, "n_ref": 0}
     res.update(cadence_error(truth, spec.duration_s, ss))
     res["stop_shown"] = stop_shown(ss, stop)
     res.update(impact_pairs(truth, gains, ss, spec.heavy))
