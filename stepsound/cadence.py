@@ -64,10 +64,10 @@ class CadenceTracker:
     is known, the next step is expected one period (or, after missed steps,
     a whole number of periods) after the last accepted step.
 
-    * A detection earlier than ``early_ratio`` (0.78) of the period is
+    * A detection earlier than ``early_ratio`` (0.65) of the period is
       *extra* (a drum hit, a consonant, a scuff or a double detection before
       the step): not counted, and the expectation stays on the last step.
-    * A detection one period on (ratio 0.78-1.5) is the next step.  After
+    * A detection one period on (ratio 0.65-1.5) is the next step.  After
       missed steps (ratio >= 1.5) it is accepted with ``missed = k - 1``
       when it lands within ``phase_tol`` (0.22) of the k-th expected step;
       off that grid it is counted as a step, but its interval is not used.
@@ -75,17 +75,19 @@ class CadenceTracker:
       is followed by a *re-lock*: when the last three intervals between all
       detections agree (spread <= 12 %), differ from the period by more than
       12 % and two of the three detections were rejected or off the grid,
-      those intervals become the rhythm.  Limp (alternating long/short
-      intervals) is followed through the mean of the recent intervals.
+      those intervals become the rhythm.  A limp (alternating long and
+      short intervals) keeps a steady stride: the period is half the
+      typical stride (:attr:`period_samples`).
 
     :meth:`at` is the cadence a display shows at a sample: None ("unknown")
     before three consistent intervals, once steps stop for more than 2.5
-    periods (at least 1.2 s), and while fewer than two of the last four
-    accepted steps landed on the rhythm (a stop with stray sounds).  Not
+    periods (at least 1.2 s), while fewer than two of the last four
+    accepted steps landed on the rhythm, and while the last three strides
+    disagree by more than 25 % (a stop with stray sounds).  Not
     thread-safe.
     """
 
-    early_ratio = 0.78
+    early_ratio = 0.65
     phase_tol = 0.22
 
     def __init__(self, sample_rate: int, history: int = 8, pause_s: float = 2.5):
@@ -229,7 +231,22 @@ class CadenceTracker:
             return None
         if len(self._on_grid) >= 4 and sum(self._on_grid) < 2:
             return None
+        if self._irregular():
+            return None
         return self._spm(period)
+
+    def _irregular(self) -> bool:
+        """Do the last three strides (pairs of accepted intervals) spread by more than 25 %?
+
+        A runner's strides vary by a few percent, a limp's too (the long and
+        the short interval alternate within each stride); stray sounds
+        accepted as steps during a stop do not keep a stride.
+        """
+        iv = self._intervals[-4:]
+        if len(iv) < 4:
+            return False
+        strides = [iv[0] + iv[1], iv[1] + iv[2], iv[2] + iv[3]]
+        return (max(strides) - min(strides)) > 0.25 * sorted(strides)[1]
 
 
 def side_asymmetry(steps: list[dict]) -> dict:

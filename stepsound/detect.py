@@ -63,7 +63,7 @@ class DetectorConfig:
 
     hop_s: float = 0.002
     min_interval_s: float = 0.2
-    refractory_fraction: float = 0.3
+    refractory_fraction: float = 0.4
     feature_window_s: float = 0.12
     energy_window_s: float = 0.05
     floor_up_db_s: float = 2.0
