@@ -119,8 +119,8 @@ cdef class StepDetector:
     threshold_abs : float [ODF units]
         Absolute minimum threshold of the ODF.
     threshold_rel : float
-        Threshold as a fraction of the typical recent step ODF peak (the
-        mean of the first four steps, then tracked).  While no step comes for
+        Threshold as a fraction of the typical recent step ODF peak (fast
+        start over the first four steps, then tracked).  While no step comes for
         more than 1.5 s (and the input is not digital silence) the typical
         peak halves every 2 s and the typical step level (the level gate)
         falls by 3 dB/s: a few hard landings, or a level that dropped, cannot
@@ -982,14 +982,15 @@ cdef class StepDetector:
             self.n_intervals = 0       # long pause: forget the old rhythm
         self.last_onset_hop = self.cand_hop
         # typical step ODF level: fast start, then slow
-        if self.n_steps_seen == 0:
-            self.step_level = self.cand_peak
-            self.step_db = self.cand_level
-        elif self.n_steps_seen < 4:
-            # the mean of the first steps (their maximum let one hard landing
-            # set a threshold above every usual step)
-            self.step_level += (self.cand_peak - self.step_level) / (self.n_steps_seen + 1)
-            self.step_db += (self.cand_level - self.step_db) / (self.n_steps_seen + 1)
+        if self.n_steps_seen < 4:
+            if self.cand_peak > self.step_level:
+                self.step_level = self.cand_peak
+            else:
+                self.step_level = 0.5 * (self.step_level + self.cand_peak)
+            if self.cand_level > self.step_db:
+                self.step_db = self.cand_level
+            else:
+                self.step_db = 0.5 * (self.step_db + self.cand_level)
         else:
             self.step_level += 0.1 * (self.cand_peak - self.step_level)
             self.step_db += 0.1 * (self.cand_level - self.step_db)
