@@ -119,7 +119,12 @@ cdef class StepDetector:
     threshold_abs : float [ODF units]
         Absolute minimum threshold of the ODF.
     threshold_rel : float
-        Threshold as a fraction of the typical recent step ODF peak.
+        Threshold as a fraction of the typical recent step ODF peak (fast
+        start over the first four steps, then tracked).  While no step comes for
+        more than 1.5 s (and the input is not digital silence) the typical
+        peak halves every 2 s and the typical step level (the level gate)
+        falls by 3 dB/s: a few hard landings, or a level that dropped, cannot
+        hide every later step.
     confirm_s : float [seconds]
         Longest wait after the ODF crossing before committing (latency bound).
     lookback_s : float [seconds]
@@ -165,6 +170,7 @@ cdef class StepDetector:
     cdef int min_interval_hops, feature_hops, energy_hops, rise_hops, confirm_hops
     cdef int fast_hops[NB]
     cdef double refractory_fraction, up_db, down_db, warm_up_db, down_warm_db
+    cdef double forget_level, forget_db      # per-hop decay of the step level / step dB while no step comes
     cdef int warm_hops, settle_hops
     cdef double silence_power
     cdef double margin_db, thr_abs, thr_rel, abs_floor_db, lookback_db
@@ -302,6 +308,8 @@ cdef class StepDetector:
         self.up_db = floor_up_db_s * hop_s
         self.down_db = floor_down_db_s * hop_s
         self.warm_hops = <int> (1.0 / hop_s)
+        self.forget_level = pow(0.5, hop_s / 2.0)   # halves every 2 s
+        self.forget_db = 3.0 * hop_s                # 3 dB/s
         self.settle_hops = <int> (0.1 / hop_s)   # filters and noise floors settle: no steps yet
         self.silence_power = pow(10.0, abs_floor_db / 10.0)
         self.margin_db = excess_margin_db
@@ -635,6 +643,15 @@ cdef class StepDetector:
                 self.win_len = k + 1
                 if k == self.feature_hops - 1:
                     self._emit_step()
+
+        # no step for more than 1.5 s although there is sound: the typical
+        # step (ODF peak and level) may have been set by a few hard landings
+        # or before the level dropped, and can hide every step that follows;
+        # forget it gradually (back towards the fresh state)
+        if (self.n_steps_seen > 0 and self.state == 0 and not self.collecting
+                and h - self.last_onset_hop > (3 * self.warm_hops) // 2 and h - self.last_silent_hop > self.warm_hops):
+            self.step_level *= self.forget_level
+            self.step_db -= self.forget_db
 
         # peak picking
         thr = self.thr_rel * self.step_level

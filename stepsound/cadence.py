@@ -46,7 +46,7 @@ class StepTiming:
 
 
 class CadenceTracker:
-    """Per-step cadence, robust to a missed or an extra step.
+    """Per-step cadence that follows the rhythm: robust to missed and extra steps.
 
     Parameters
     ----------
@@ -60,10 +60,35 @@ class CadenceTracker:
     Notes
     -----
     :meth:`add` consumes one step onset (int64 sample clock) and returns a
-    :class:`StepTiming`.  :meth:`at` is the cadence a display shows at a
-    sample: None ("unknown") rather than a wrong number once steps stop for
-    more than ``2.5`` periods (at least 1.2 s).  Not thread-safe.
+    :class:`StepTiming`.  It is a causal, rhythm-aware tracker: once a period
+    is known, the next step is expected one period (or, after missed steps,
+    a whole number of periods) after the last accepted step.
+
+    * A detection earlier than ``early_ratio`` (0.65) of the period is
+      *extra* (a drum hit, a consonant, a scuff or a double detection before
+      the step): not counted, and the expectation stays on the last step.
+    * A detection one period on (ratio 0.65-1.5) is the next step.  After
+      missed steps (ratio >= 1.5) it is accepted with ``missed = k - 1``
+      when it lands within ``phase_tol`` (0.22) of the k-th expected step;
+      off that grid it is counted as a step, but its interval is not used.
+    * A real change of cadence, a wrong (half or double rate) lock or a limp
+      is followed by a *re-lock*: when the last three intervals between all
+      detections agree (spread <= 12 %), differ from the period by more than
+      12 % and two of the three detections were rejected or off the grid,
+      those intervals become the rhythm.  A limp (alternating long and
+      short intervals) keeps a steady stride: the period is half the
+      typical stride (:attr:`period_samples`).
+
+    :meth:`at` is the cadence a display shows at a sample: None ("unknown")
+    before three consistent intervals, once steps stop for more than 2.5
+    periods (at least 1.2 s), while fewer than two of the last four
+    accepted steps landed on the rhythm, and while the last three strides
+    disagree by more than 25 % (a stop with stray sounds).  Not
+    thread-safe.
     """
+
+    early_ratio = 0.65
+    phase_tol = 0.22
 
     def __init__(self, sample_rate: int, history: int = 8, pause_s: float = 2.5):
         self.sample_rate = int(sample_rate)
@@ -79,24 +104,30 @@ class CadenceTracker:
         self._last_side: str | None = None
         self._last_any: int | None = None
         self._raw: list[float] = []      # intervals between consecutive detections, extras included
-        self._extra: list[bool] = []     # were the recent detections judged extra?
+        self._extra: list[bool] = []     # were the recent detections rejected or off the rhythm?
+        self._on_grid: list[bool] = []   # did the recent accepted steps land on the rhythm?
 
     @property
     def period_samples(self) -> float | None:
         """Recent step interval [samples], or None if unknown.
 
-        The mean of the recent intervals that lie within 15 % of their median
-        (robust to a stray interval, less noisy than the median itself).
-        Cached: recomputed only when an interval is added.
+        Half the mean of the recent *strides* (sums of two consecutive
+        intervals) that lie within 10 % of their median: robust to a stray
+        interval, and unbiased for a limp (alternating long and short
+        intervals, whose median interval is one of the two).  None until
+        three intervals are known and two strides agree.  Cached:
+        recomputed only when an interval is added.
         """
         if len(self._intervals) < 3:
             return None
         if self._period is None:
-            iv = sorted(self._intervals)
-            med = iv[len(iv) // 2] if len(iv) % 2 else 0.5 * (iv[len(iv) // 2 - 1] + iv[len(iv) // 2])
-            near = [v for v in iv if abs(v - med) <= 0.15 * med]
-            self._period = sum(near) / len(near) if near else med
-        return self._period
+            iv = self._intervals
+            strides = sorted(iv[i] + iv[i + 1] for i in range(len(iv) - 1))
+            n = len(strides)
+            med = strides[n // 2] if n % 2 else 0.5 * (strides[n // 2 - 1] + strides[n // 2])
+            near = [v for v in strides if abs(v - med) <= 0.10 * med]
+            self._period = 0.5 * sum(near) / len(near) if len(near) >= 2 else -1.0
+        return self._period if self._period > 0 else None
 
     def _spm(self, interval_samples: float) -> float:
         return 60.0 * self.sample_rate / interval_samples
@@ -107,66 +138,82 @@ class CadenceTracker:
         if self._last_any is not None:
             self._raw = (self._raw + [s - self._last_any])[-6:]
         self._last_any = s
-        timing = self._add(s)
-        self._extra = (self._extra + [timing.extra])[-6:]
-        if timing.extra and self._relock(s):
-            return self._accept(s, int(round(self._raw[-1])), 1)
+        timing, off_rhythm = self._add(s)
+        self._extra = (self._extra + [off_rhythm])[-6:]
+        if off_rhythm and self._relock(s):
+            self._extra = []
+            timing = self._accept(s, int(round(self._raw[-1])), 1)
         return timing
 
     def _relock(self, s: int) -> bool:
-        """Locked on every other step (half rate)?  Then re-lock on all detections.
+        """Is the rhythm wrong (a change of cadence, a half/double-rate lock)?  Then re-lock.
 
-        When at least 3 of the last 6 detections were judged extra and the
-        intervals between all of them are regular (spread < 15 %) and about
-        half the current period, the rhythm was wrong, not the detections.
+        When the last three intervals between all detections agree (spread
+        <= 12 %), are plausible step intervals, differ from the current
+        period by more than 12 %, and at least two of the last three
+        detections were rejected or off the rhythm, the rhythm was wrong, not
+        the detections: those intervals become the new rhythm.
         """
         period = self.period_samples
-        if period is None or sum(self._extra) < 3 or len(self._raw) < 6:
+        if len(self._raw) < 3 or sum(self._extra[-3:]) < 2:
             return False
-        raw = np.array(self._raw, dtype=float)
+        raw = np.array(self._raw[-3:], dtype=float)
         med = float(np.median(raw))
-        if not (0.35 * period <= med <= 0.65 * period) or med < MIN_INTERVAL_S * self.sample_rate:
+        if med < MIN_INTERVAL_S * self.sample_rate or med > MAX_INTERVAL_S * self.sample_rate:
             return False
-        if np.std(raw) > 0.15 * med:
+        if np.max(np.abs(raw - med)) > 0.12 * med:
+            return False
+        if period is not None and abs(med - period) <= 0.12 * period:
             return False
         self._intervals = list(raw[:-1])
         self._period = None
-        self._extra = []
+        self._on_grid = []
         return True
 
-    def _add(self, s: int) -> StepTiming:
+    def _add(self, s: int) -> tuple[StepTiming, bool]:
         period = self.period_samples
         if self._last is None:
-            return self._restart(s)
+            return self._restart(s), False
         gap = s - self._last
         if period is None:
             # not yet locked: accept plausible intervals, restart otherwise
             if gap < MIN_INTERVAL_S * self.sample_rate:
-                return StepTiming(None, None, None, 0, True)
+                return StepTiming(None, None, None, 0, True), True
             if gap > MAX_INTERVAL_S * self.sample_rate:
-                return self._restart(s)
-            return self._accept(s, gap, 1)
+                return self._restart(s), False
+            return self._accept(s, gap, 1), False
         ratio = gap / period
-        if ratio < 0.6:
-            return StepTiming(None, self._spm(period), None, 0, True)
+        if ratio < self.early_ratio:
+            return StepTiming(None, self._spm(period), None, 0, True), True
         if gap > max(self.pause_samples, 4.5 * period):
-            return self._restart(s)
-        k = max(1, int(round(ratio))) if ratio >= 1.5 else 1
-        return self._accept(s, gap, k)
+            return self._restart(s), False
+        if ratio < 1.5:
+            return self._accept(s, gap, 1), False
+        k = int(round(ratio))
+        if abs(ratio - k) <= self.phase_tol * (1.0 if k <= 2 else 0.7):
+            return self._accept(s, gap, k), k > 2
+        # a step, but off the rhythm: how many were missed is unknown
+        self._last = s
+        self._last_side = "R" if self._last_side == "L" else "L"
+        self._on_grid = (self._on_grid + [False])[-4:]
+        return StepTiming(None, self._spm(period), self._last_side, 0, False), True
 
     def _restart(self, s: int) -> StepTiming:
         self._intervals = []
         self._period = None
         self._last = s
         self._last_side = "L"
+        self._on_grid = []
         return StepTiming(None, None, "L", 0, False)
 
     def _accept(self, s: int, gap: int, k: int) -> StepTiming:
         unit = gap / k
-        self._intervals.append(unit)
-        if len(self._intervals) > self.history:
-            del self._intervals[0]
-        self._period = None
+        if k <= 2:
+            self._intervals.append(unit)
+            if len(self._intervals) > self.history:
+                del self._intervals[0]
+            self._period = None
+        self._on_grid = (self._on_grid + [k <= 2])[-4:]
         self._last = s
         side = self._last_side
         for _ in range(k):
@@ -182,7 +229,24 @@ class CadenceTracker:
             return None
         if sample - self._last > max(2.5 * period, 1.2 * self.sample_rate):
             return None
+        if len(self._on_grid) >= 4 and sum(self._on_grid) < 2:
+            return None
+        if self._irregular():
+            return None
         return self._spm(period)
+
+    def _irregular(self) -> bool:
+        """Do the last three strides (pairs of accepted intervals) spread by more than 25 %?
+
+        A runner's strides vary by a few percent, a limp's too (the long and
+        the short interval alternate within each stride); stray sounds
+        accepted as steps during a stop do not keep a stride.
+        """
+        iv = self._intervals[-4:]
+        if len(iv) < 4:
+            return False
+        strides = [iv[0] + iv[1], iv[1] + iv[2], iv[2] + iv[3]]
+        return (max(strides) - min(strides)) > 0.25 * sorted(strides)[1]
 
 
 def side_asymmetry(steps: list[dict]) -> dict:

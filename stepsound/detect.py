@@ -63,7 +63,7 @@ class DetectorConfig:
 
     hop_s: float = 0.002
     min_interval_s: float = 0.2
-    refractory_fraction: float = 0.5
+    refractory_fraction: float = 0.4
     feature_window_s: float = 0.12
     energy_window_s: float = 0.05
     floor_up_db_s: float = 2.0
@@ -73,7 +73,7 @@ class DetectorConfig:
     excess_margin_db: float = 3.0
     threshold_abs: float = 8.0
     threshold_rel: float = 0.4
-    confirm_s: float = 0.008
+    confirm_s: float = 0.004
     pre_window_s: float = 0.06
     band_weights: tuple = (1.0, 0.5, 1.0, 1.0)
 

@@ -26,7 +26,9 @@ class StepOnsetEvent:
     cadence_spm, smoothed_spm : float or None [steps/min]
     side : str or None
     extra : bool
-        Too early for the current rhythm (not counted for cadence).
+        Too early for the current rhythm, or off its grid after missed
+        steps (see :class:`stepsound.cadence.CadenceTracker`); not counted
+        for cadence.
     """
 
     onset_sample: int

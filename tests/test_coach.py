@@ -5,6 +5,7 @@ live engine on generated treadmill runs (``stepsound run --input-file --fast``).
 """
 import json
 
+import numpy as np
 import pytest
 
 from stepsound.cli import main
@@ -157,7 +158,12 @@ def test_replay_baseline_and_off_target_cues(slow_runner, tmp_path):
     path, scene = slow_runner
     doc = _replay(path, tmp_path, "--target", "+7%", "--cues", "off-target", "--warmup", "40s")
     s = doc["summary"]
-    assert s["baseline_spm"] == pytest.approx(158.0, abs=1.5)
+    # the runner's realised cadence over the warm-up (the synthesiser's interval jitter and
+    # left/right asymmetry put it ~1.4 steps/min under the nominal 158)
+    t = np.array([st.onset_sample for st in scene.steps], float) / scene.sample_rate
+    warm = np.diff(t[(t >= 5.0) & (t < 40.0)])
+    assert s["baseline_spm"] == pytest.approx(60.0 / warm.mean(), abs=1.0)
+    assert s["baseline_spm"] == pytest.approx(158.0, abs=2.5)
     assert s["final_target_spm"] == pytest.approx(1.07 * s["baseline_spm"], abs=0.01)
     kinds_ = [c["kind"] for c in doc["cues"]]
     speed = [c for c in doc["cues"] if c["kind"] == "speed_up"]
