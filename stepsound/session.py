@@ -185,10 +185,10 @@ class SessionCore:
             self.aec.process(mic, played, clean)
             self.echo_tracker.push(mic, played)
             mic = clean
-            if self.aec.loads and not self.aec.bypass:
+            if not self.aec.failing:
                 # our output is gone from what the detector hears: nothing left to veto (a veto after
-                # every click would only blank steps); while the canceller has no path or bypasses
-                # itself, the detector's own leak suppression stands in
+                # every click would only blank steps); while the canceller has no path, or its path
+                # no longer removes the echo, the detector's own leak suppression stands in
                 ref[:] = 0.0
         for ev in self.engine.process(mic, ref):
             self.events.put(ev)
