@@ -100,6 +100,28 @@ def deconvolve(heard: np.ndarray, probe: np.ndarray, length: int, regularisation
     return h[:length]
 
 
+def envelope(x: np.ndarray) -> np.ndarray:
+    """Magnitude of the analytic signal of ``x`` (its Hilbert envelope).
+
+    Written with :mod:`scipy.fft` (imported with this module) rather than
+    ``scipy.signal.hilbert``: importing scipy.signal in the middle of a live
+    session holds the interpreter for about a second, and the audio callback
+    with it (xruns).
+    """
+    n = len(x)
+    if n == 0:
+        return np.zeros(0)
+    spec = sp_fft.fft(x)
+    weight = np.zeros(n)
+    weight[0] = 1.0
+    if n % 2 == 0:
+        weight[n // 2] = 1.0
+        weight[1:n // 2] = 2.0
+    else:
+        weight[1:(n + 1) // 2] = 2.0
+    return np.abs(sp_fft.ifft(spec * weight))
+
+
 def analyse_response(h: np.ndarray, sample_rate: int) -> dict:
     """Arrival, extent and peak-to-noise ratio of one measured response.
 
@@ -117,9 +139,7 @@ def analyse_response(h: np.ndarray, sample_rate: int) -> dict:
         level of the response away from the peak and its first 100 ms of tail),
         ``noise`` (that noise level, in the response's units).
     """
-    from scipy.signal import hilbert
-
-    env = np.abs(hilbert(h))
+    env = envelope(h)
     m = int(np.argmax(env))
     lo = max(0, m - int(0.005 * sample_rate))
     arrival = lo + int(np.flatnonzero(env[lo:m + 1] >= 0.5 * env[m])[0])
@@ -151,13 +171,11 @@ def trim_response(h: np.ndarray, est: dict, sample_rate: int, shrink: float = 3.
     measured would add that noise to every cancelled click (2000 taps at
     -60 dB cap the cancellation at about 25 dB).
     """
-    from scipy.signal import hilbert
-
     out = np.zeros_like(h)
     edge = max(1, int(0.002 * sample_rate))
     a = max(0, est["arrival"] - int(pre_s * sample_rate))
     b = min(len(h), est["end"] + edge)
-    env = np.abs(hilbert(h[a:b]))
+    env = envelope(h[a:b])
     width = max(1, int(0.0005 * sample_rate))
     env = np.convolve(env, np.ones(width) / width, mode="same")
     gain = np.clip(1.0 - (shrink * est["noise"]) ** 2 / np.maximum(env, 1e-30) ** 2, 0.0, 1.0)
