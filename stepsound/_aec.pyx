@@ -94,6 +94,7 @@ cdef class EchoCanceller:
     cdef double span_peak
     cdef double erle_num, erle_den, removed, predicted, sxy, syy
     cdef readonly double gain
+    cdef long long gain_frames
     cdef bint frame_ready, pending, pending_move, has_path
     cdef long long pending_delay
     cdef readonly int loads, worse
@@ -157,6 +158,7 @@ cdef class EchoCanceller:
         self.gain = 1.0
         self.sxy = 0.0
         self.syy = 0.0
+        self.gain_frames = 0
         self.frame_ready = False
         self.pending = False
         self.has_path = False
@@ -392,6 +394,7 @@ cdef class EchoCanceller:
             self.gain = 1.0
             self.sxy = 0.0
             self.syy = 0.0
+            self.gain_frames = 0
             self.loads += 1
             self.pending = False
         self._transform_ref(self.frame_index, <int>cur)
@@ -460,12 +463,16 @@ cdef class EchoCanceller:
         # how much of the predicted echo the subtraction really removed: about all of it when the path
         # is right (the rest of the microphone is not correlated with our output), about minus all of
         # it when the echo is elsewhere -- whatever the level of the steps
-        self.removed = 0.95 * self.removed + (e_x - e_f)
-        self.predicted = 0.95 * self.predicted + e_y * self.gain * self.gain
-        # the path's overall gain, by least squares over the recent frames where it predicts an echo
-        # (a single number: the steps, not correlated with our output, average out): a path measured a
-        # little off in level is corrected, and an echo that moved away fades the prediction to nothing
-        self.sxy = 0.97 * self.sxy + xy
-        self.syy = 0.97 * self.syy + e_y
-        if self.syy > 0.0 and e_y > 0.0:
+        self.removed = 0.98 * self.removed + (e_x - e_f)
+        self.predicted = 0.98 * self.predicted + e_y * self.gain * self.gain
+        # the path's overall gain, by least squares over the frames where it predicts an echo, about
+        # the last 20 clicks (a single number: the steps, not correlated with our output, average out
+        # -- over one click, a step landing on it would set the gain, and the runner's steps drift
+        # across the clicks' phase for seconds): a path measured a little off in level is corrected,
+        # and an echo that moved away fades the prediction to nothing
+        self.sxy = 0.995 * self.sxy + xy
+        self.syy = 0.995 * self.syy + e_y
+        if e_y > 0.0:
+            self.gain_frames += 1
+        if self.gain_frames >= 200 and self.syy > 0.0 and e_y > 0.0:   # about 20 clicks' worth first
             self.gain = min(4.0, max(0.0, self.sxy / self.syy))
