@@ -153,18 +153,22 @@ cdef class EchoCanceller:
         self.span_peak = 0.0
         self.erle_num = 0.0
         self.erle_den = 0.0
+        self._fresh_judgement()
+        self.frame_ready = False
+        self.pending = False
+        self.has_path = False
+        self.loads = 0
+
+    cdef void _fresh_judgement(self) noexcept nogil:
+        """A new path is judged from scratch: no bypass, gain 1, nothing removed or predicted yet."""
+        self.bypass = False
+        self.worse = 0
         self.removed = 0.0
         self.predicted = 0.0
         self.gain = 1.0
         self.sxy = 0.0
         self.syy = 0.0
         self.gain_frames = 0
-        self.frame_ready = False
-        self.pending = False
-        self.has_path = False
-        self.loads = 0
-        self.worse = 0
-        self.bypass = False
 
     def set_delay(self, long long delay):
         """Set the reference delay [samples] now (before processing starts; later use :meth:`move_to`)."""
@@ -387,14 +391,7 @@ cdef class EchoCanceller:
             for p in range(1, P):   # the stored reference spectra, at the new delay
                 self._transform_ref(self.frame_index - p, <int>((cur - p + P) % P))
             self.has_path = True
-            self.bypass = False
-            self.worse = 0
-            self.removed = 0.0
-            self.predicted = 0.0
-            self.gain = 1.0
-            self.sxy = 0.0
-            self.syy = 0.0
-            self.gain_frames = 0
+            self._fresh_judgement()
             self.loads += 1
             self.pending = False
         self._transform_ref(self.frame_index, <int>cur)
