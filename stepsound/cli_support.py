@@ -50,3 +50,15 @@ def add_aliased_option(parser: argparse.ArgumentParser, name: str, old_names: tu
     if old_names:
         hidden = {k: v for k, v in kwargs.items() if k in ("dest", "type", "metavar", "choices")}
         parser.add_argument(*old_names, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **hidden)
+
+
+def add_duplex_arguments(group) -> None:
+    """The options that choose a duplex audio stream (``run``, ``calibrate-latency``)."""
+    group.add_argument("--input-device", metavar="ID|NAME", help="microphone (default: the system's; see `stepsound devices`)")
+    group.add_argument("--output-device", metavar="ID|NAME", help="speaker or headphones (default: the system's)")
+    group.add_argument("--sample-rate", type=int, metavar="HZ", help="default: the input device's")
+    group.add_argument("--latency", type=latency_arg, default="high", metavar="high|low|SECONDS",
+                       help="stream latency: high is robust on busy machines (default high); a measured round "
+                            "trip is stored per setting")
+    group.add_argument("--block-size", type=int, default=0, metavar="N", help="frames per callback (0: PortAudio decides)")
+

@@ -23,7 +23,7 @@ import time
 import numpy as np
 from scipy import fft as sp_fft   # releases the GIL: the audio callback never waits for it
 
-from stepsound.cli_support import Command, latency_arg
+from stepsound.cli_support import Command, add_duplex_arguments
 from stepsound.errors import AudioDeviceError, ParameterError
 from stepsound.rings import SampleRing
 from stepsound.store import SessionStore
@@ -326,12 +326,7 @@ def latency_key(input_device, output_device, sample_rate: int, latency="high") -
 
 
 def add_calibrate_latency_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input-device", metavar="ID|NAME", help="microphone (default: the system's)")
-    p.add_argument("--output-device", metavar="ID|NAME", help="speaker or headphones (default: the system's)")
-    p.add_argument("--sample-rate", type=int, metavar="HZ", help="default: the input device's")
-    p.add_argument("--latency", type=latency_arg, default="high", metavar="high|low|SECONDS",
-                   help="stream latency; measure with the setting the sessions use (default high)")
-    p.add_argument("--block-size", type=int, default=0, metavar="N", help="frames per callback (0: PortAudio decides)")
+    add_duplex_arguments(p)
     p.add_argument("--sweeps", "--clicks", dest="sweeps", type=int, default=3, metavar="N",
                    help="probe sweeps to play, 2-10 (default 3)")
     p.add_argument("--volume", type=float, default=-12.0, metavar="DBFS", help="probe level (default -12 dBFS)")

@@ -36,7 +36,7 @@ from stepsound.grade import LandingGrader
 from stepsound.metronome import Metronome
 from stepsound.sounds import CLICK_SOUNDS
 from stepsound.store import SessionStore
-from stepsound.cli_support import duration_arg, latency_arg
+from stepsound.cli_support import add_duplex_arguments, duration_arg
 from stepsound.echo_path import EchoPathTracker
 from stepsound.rings import SampleRing, SpscQueue
 from stepsound.roundtrip import (RoundTripRefused, describe, device_pair, latency_key, measure_round_trip,
@@ -749,17 +749,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sound", choices=CLICK_SOUNDS, default="woodblock", help="metronome sound")
     g.add_argument("--volume", type=float, default=-6.0, metavar="DBFS", help="metronome level (default -6 dBFS)")
     a = p.add_argument_group("audio")
-    a.add_argument("--input-device", metavar="ID|NAME", help="microphone (default: the system's; see `stepsound devices`)")
-    a.add_argument("--output-device", metavar="ID|NAME", help="speaker or headphones (default: the system's)")
-    a.add_argument("--sample-rate", type=int, metavar="HZ", help="default: the input device's")
-    a.add_argument("--latency", type=latency_arg, default="high", metavar="high|low|SECONDS",
-                   help="stream latency: high is robust on busy machines (default high)")
-    a.add_argument("--block-size", type=int, default=0, metavar="N", help="frames per callback (0: PortAudio decides)")
+    add_duplex_arguments(a)
     a.add_argument("--round-trip-ms", type=float, metavar="MS",
                    help="output→input round trip (default: measured at the start with sweep probes)")
     a.add_argument("--echo-cancel", action=argparse.BooleanOptionalAction, default=True,
                    help="subtract our own clicks and cues from the microphone before steps are detected and "
-                        "graded (an adaptive filter started from the measured echo response; default on)")
+                        "graded (the echo path measured with sweeps at the start and followed from the clicks; "
+                        "default on)")
     r = p.add_argument_group("replay")
     r.add_argument("--input-file", metavar="FILE", help="run the live engine on a recording instead of the microphone")
     r.add_argument("--fast", action="store_true", help="with --input-file: as fast as possible, no audio device")
