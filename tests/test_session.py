@@ -307,8 +307,8 @@ def test_live_session_with_clicks_as_loud_as_the_steps(virtual_audio, tmp_path):
         # the audio server moved the round trip mid-session without an xrun (the canceller followed it)
         assert sc["F"] >= 0.92 and sc["precision"] >= 0.92, sc
         # our own clicks are not counted: no detection at a click's arrival unless a true step is there -- at
-        # most one in a session (measured: none in 6 of 8 glitch-free runs, one in 2, each in the last
-        # second after the audio server had moved the round trip; the target is none)
+        # most one in a session (measured: none in 6 of 8 glitch-free runs, one in 2, both in the session's
+        # last second; the target is none)
         arrivals = clicks + ec["arrival_samples"] / virtual_audio.sample_rate
         own = [t for t in sc["steps"] if np.min(np.abs(arrivals - t)) < 0.02 and np.min(np.abs(sc["true"] - t)) > 0.05]
         assert len(own) <= 1, own
