@@ -18,7 +18,7 @@ reflections and the speaker's own ringing) and subtracts the result.  The
 path itself is *measured*, not adapted on the audio thread: by the sweep
 probes before the session and from the session's own clicks during it
 (:mod:`stepsound.echo_path`, on the main thread), and handed over with
-:meth:`load` or :meth:`move_to`, taken at the next frame.  (An adaptive NLMS
+:meth:`load`, taken at the next frame.  (An adaptive NLMS
 filter was tried here first: with our sparse, narrow-band clicks and steps
 louder than the clicks it converged slowly and drifted *away* from a good
 measured path -- 30 dB of cancellation fell to 10 dB within a second -- so the
@@ -73,7 +73,7 @@ cdef class EchoCanceller:
     delay : int [samples]
         Current reference delay (changes when a path is loaded or moved).
     loads : int
-        Paths taken (:meth:`load`, :meth:`move_to`).
+        Paths taken (:meth:`load`).
     bypass : bool
         The microphone is passed through: the loaded path adds more than it removes.
     failing : bool
@@ -95,7 +95,7 @@ cdef class EchoCanceller:
     cdef double erle_num, erle_den, removed, predicted, sxy, syy
     cdef readonly double gain
     cdef long long gain_frames
-    cdef bint frame_ready, pending, pending_move, has_path
+    cdef bint frame_ready, pending, has_path
     cdef long long pending_delay
     cdef readonly int loads, worse
     cdef readonly bint bypass
@@ -171,7 +171,7 @@ cdef class EchoCanceller:
         self.gain_frames = 0
 
     def set_delay(self, long long delay):
-        """Set the reference delay [samples] now (before processing starts; later use :meth:`move_to`)."""
+        """Set the reference delay [samples] now (before processing starts; later use :meth:`load`)."""
         self.delay = self._checked(delay)
 
     cdef long long _checked(self, long long delay) except -1:
@@ -244,13 +244,6 @@ cdef class EchoCanceller:
         self.pending_delay = self._checked(delay)
         self.pwr[...] = wr
         self.pwi[...] = wi
-        self.pending_move = False
-        self.pending = True
-
-    def move_to(self, long long delay):
-        """Keep the path's shape but move it to a new reference delay from the next frame on."""
-        self.pending_delay = self._checked(delay)
-        self.pending_move = True
         self.pending = True
 
     def set_impulse_response(self, h):
@@ -385,9 +378,8 @@ cdef class EchoCanceller:
         cdef double ar, ai
         if self.pending:
             self.delay = self.pending_delay
-            if not self.pending_move:
-                self.wr[...] = self.pwr
-                self.wi[...] = self.pwi
+            self.wr[...] = self.pwr
+            self.wi[...] = self.pwi
             for p in range(1, P):   # the stored reference spectra, at the new delay
                 self._transform_ref(self.frame_index - p, <int>((cur - p + P) % P))
             self.has_path = True
