@@ -410,9 +410,9 @@ def test_session_follows_a_changed_round_trip_and_never_runs_away():
 @pytest.mark.audio
 def test_round_trip_measured_while_the_runner_runs_is_right_or_refused(virtual_audio, tmp_path):
     """calibrate-latency with a treadmill recording playing into the same sink (the runner already running):
-    the sweeps agree within 1 ms and the round trip matches one measured in silence (up to the few ms by
-    which PulseAudio's latency differs between streams), or the measurement is refused with one line and
-    nothing is stored."""
+    the sweeps agree within 1 ms and the round trip matches the one measured in silence (up to the moves of
+    PulseAudio's latency between streams), or the measurement is refused with one line and nothing wrong is
+    stored."""
     rate = virtual_audio.sample_rate
     env = {**os.environ, **virtual_audio.env, "STEPSOUND_DATA_DIR": str(tmp_path / "data")}
     db = tmp_path / "s.sqlite"
@@ -422,18 +422,36 @@ def test_round_trip_measured_while_the_runner_runs_is_right_or_refused(virtual_a
                                "--input-device", virtual_audio.device, "--output-device", virtual_audio.device,
                                "--db", str(db), "--json"], env=env, capture_output=True, text=True, timeout=60)
 
-    # the truth: measured in silence, but with a player connected (PulseAudio changes its latency when a
-    # second client connects: 38 ms alone, 49 ms with a player on this device)
+    # the truth: measured in silence, but with a player connected (PulseAudio may change its latency when a
+    # second client connects)
     run_file = FIXTURES / "treadmill_run.flac"
     info = sf.info(str(run_file))
     silence = tmp_path / "silence.flac"
     sf.write(silence, np.zeros(int(info.duration * info.samplerate), np.float32), info.samplerate)
-    player = virtual_audio.play_file(silence)
-    time.sleep(1.0)
-    quiet = calibrate()
-    player.terminate()
-    assert quiet.returncode == 0, quiet.stderr
-    silent_s = json.loads(quiet.stdout)["round_trip_s"]
+    # PulseAudio moves a stream's latency at random moments: in silence, with a player connected, successive
+    # streams here measured 37.5-39.9 ms mostly, but also 29.4, 50.5, 55.1 and once 113 ms (spread 0 within
+    # the stream), and a move during a measurement is rightly refused (38.5, 38.5, 55.1 ms). So the truth is
+    # the median of three clean measurements in silence, and a busy measurement must land within MOVE_S of
+    # it: wide enough for the server's moves, yet it catches the failure it guards against, footsteps read
+    # as the probe, which puts the round trip anywhere in a step period (368 ms here; the click method gave
+    # 143-242 ms against 38 ms). The exact, to-the-sample check against a known truth is in
+    # tests/test_roundtrip.py; here the sweeps' agreement within one stream (1 ms) is the sharp assertion.
+    MOVE_S = 0.08
+    quiet_s, refusals = [], []
+    for _ in range(6):
+        player = virtual_audio.play_file(silence)
+        time.sleep(1.0)
+        quiet = calibrate()
+        player.terminate()
+        if quiet.returncode == 0:
+            quiet_s.append(json.loads(quiet.stdout)["round_trip_s"])
+            if len(quiet_s) == 3:
+                break
+        else:
+            assert quiet.returncode == 1 and "round trip not measured" in quiet.stderr, quiet.stderr
+            refusals.append(quiet.stderr.strip())
+    assert len(quiet_s) >= 2, refusals
+    silent_s = float(np.median(quiet_s))
     for _ in range(3):
         player = virtual_audio.play_file(run_file)
         time.sleep(1.0)
@@ -443,10 +461,8 @@ def test_round_trip_measured_while_the_runner_runs_is_right_or_refused(virtual_a
             res = json.loads(busy.stdout)
             # within one stream the sweeps agree to 1 ms (the measurement's own accuracy) ...
             assert res["spread_ms"] <= 1.0 and res["sweeps_clean"] >= 2, res
-            # ... and each new stream has its own round trip: PulseAudio gave 37.6-40.0 ms to successive
-            # streams here, in silence too; the click-based measurement it replaces was off by 100-200 ms
-            # about half the time with steps playing
-            assert abs(res["round_trip_s"] - silent_s) <= 0.005, (res, silent_s)
+            # ... and the footsteps did not stand in for the probe
+            assert abs(res["round_trip_s"] - silent_s) <= MOVE_S, (res, quiet_s)
         else:
             assert busy.returncode == 1 and busy.stderr.strip().count("\n") == 0, busy.stderr
             assert "round trip not measured" in busy.stderr
@@ -456,7 +472,7 @@ def test_round_trip_measured_while_the_runner_runs_is_right_or_refused(virtual_a
     store = SessionStore(str(db))
     try:
         stored = store.get_setting(latency_key(virtual_audio.device, virtual_audio.device, rate, "high"))
-        assert stored is not None and abs(stored - silent_s) <= 0.005   # nothing wrong was ever stored
+        assert stored is not None and abs(stored - silent_s) <= MOVE_S   # nothing wrong was ever stored
         assert store.get_setting(latency_key(virtual_audio.device, virtual_audio.device, rate, "low")) is None
     finally:
         store.close()
