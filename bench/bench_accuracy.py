@@ -16,7 +16,7 @@ Per scene and detector:
   sample minus true onset, for the steps matched at 50 ms;
 - cadence error in 10 s windows (see ``cadence_windows``).
 
-stepsound is the streaming :class:`stepsound.detect.Detector` (its low-latency
+stepsound is the streaming :class:`stepsound.detect.detector.Detector` (its low-latency
 ``Onset`` events) and, for the displayed cadence, the :class:`Engine`'s
 ``CadenceTick`` values.  librosa is ``onset_strength`` + ``onset_detect``
 with librosa's defaults except ``wait`` (200 ms minimum gap between onsets).
@@ -114,7 +114,7 @@ def run_aubio(y: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
 
 def run_stepsound(y: np.ndarray, sample_rate: int) -> dict:
     """Detector onsets (time, commit time) and the Engine's displayed cadence ticks."""
-    from stepsound.detect import Detector, Onset
+    from stepsound.detect.detector import Detector, Onset
     from stepsound.engine import CadenceTick, Engine
 
     det = Detector(sample_rate)
@@ -561,7 +561,7 @@ def evaluate_real(data_dir: Path, use_aubio: bool) -> list[dict]:
     import soundfile as sf
 
     from stepsound.analyze import analyze_file
-    from stepsound.detect import Detector, Onset
+    from stepsound.detect.detector import Detector, Onset
 
     out = []
     for path in sorted((data_dir / "footsteps").glob("*.flac")):

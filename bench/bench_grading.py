@@ -43,8 +43,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from stepsound.engine import Engine, Step
-from stepsound.grade import LandingGrader
-from stepsound.strike import fit_strike_classifier, strike_matrix
+from stepsound.grade.impact import LandingGrader
+from stepsound.grade.strike import fit_strike_classifier, strike_matrix
 from stepsound.synth import synth_run
 
 SAMPLE_RATE = 44100

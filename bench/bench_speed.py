@@ -84,7 +84,7 @@ def write_synth_file(path: Path, duration_s: float, sample_rate: int, chunk_s: f
 # --------------------------------------------------------------------------- (a) core
 
 def bench_core(reps: int) -> list[dict]:
-    from stepsound.detect import Detector
+    from stepsound.detect.detector import Detector
     from stepsound.engine import Engine
     from stepsound.synth import synth_run
 
@@ -162,9 +162,9 @@ def time_analyze(path: Path, reps: int) -> dict:
 
 def time_breakdown(path: Path, reps: int) -> dict:
     """Wall time of decoding alone, decoding + Detector, decoding + Engine (median of reps) [s]."""
-    from stepsound.detect import Detector
+    from stepsound.detect.detector import Detector
     from stepsound.engine import Engine
-    from stepsound.source import FileSource
+    from stepsound.audio.files import FileSource
 
     def one(make):
         src = FileSource(str(path))

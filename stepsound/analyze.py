@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stepsound.atomic import output_file
-from stepsound.cadence import side_asymmetry
+from stepsound.detect.cadence import side_asymmetry
 from stepsound.engine import CadenceTick, Engine, Step
 from stepsound.errors import AudioFileError, ParameterError, StepsoundError
-from stepsound.source import DEFAULT_BLOCK_SIZE, FileSource, find_audio_files
+from stepsound.audio.files import DEFAULT_BLOCK_SIZE, FileSource, find_audio_files
 
 SCHEMA_VERSION = 1
 
@@ -195,7 +195,7 @@ def write_csv(analyses: list[Analysis], path: str) -> None:
     """Write the per-step table of one or more analyses (a ``file`` column first)."""
     import csv
 
-    from stepsound.detect import FEATURE_NAMES
+    from stepsound.detect.detector import FEATURE_NAMES
 
     columns = ["file"] + CSV_COLUMNS + list(FEATURE_NAMES)
     with output_file(path, newline="") as fh:
@@ -406,7 +406,7 @@ def _write_outputs(args, paths: list, results: list, errors: list) -> list[str]:
     if args.csv:
         attempt(write_csv, done, args.csv)
     if args.plot and done:
-        from stepsound.plot import plot_analysis
+        from stepsound.report.plot import plot_analysis
 
         for a in done:
             out = args.plot
@@ -422,7 +422,7 @@ def run(args) -> int:
     paths = find_audio_files(args.paths)
     if not paths:
         raise AudioFileError(f"{', '.join(args.paths)}: no audio files found")
-    from stepsound.grade import EngineFactory
+    from stepsound.grade.impact import EngineFactory
 
     factory = EngineFactory(heavy_db=args.heavy_db, profile=args.profile)
     factory.grader()  # a bad profile or threshold fails here, once

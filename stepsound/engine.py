@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from stepsound.cadence import CadenceTracker
-from stepsound.detect import Detector, DetectorConfig, Onset, StepFeatures
-from stepsound.grade import LandingGrader
+from stepsound.detect.cadence import CadenceTracker
+from stepsound.detect.detector import Detector, DetectorConfig, Onset, StepFeatures
+from stepsound.grade.impact import LandingGrader
 
 
 @dataclass(slots=True)
@@ -27,7 +27,7 @@ class StepOnsetEvent:
     side : str or None
     extra : bool
         Too early for the current rhythm, or off its grid after missed
-        steps (see :class:`stepsound.cadence.CadenceTracker`); not counted
+        steps (see :class:`stepsound.detect.cadence.CadenceTracker`); not counted
         for cadence.
     """
 
@@ -58,7 +58,7 @@ class Step:
     heavy : bool
     features : dict
         Detector features (``peak_db``, ``energy_db`` ... see
-        :data:`stepsound.detect.FEATURE_NAMES`).
+        :data:`stepsound.detect.detector.FEATURE_NAMES`).
     """
 
     onset_sample: int
@@ -164,7 +164,7 @@ class Engine:
         """Feed one block; return the events completed, in sample order.
 
         ``ref`` (live duplex only): our own output delayed by the round trip,
-        see :meth:`stepsound.detect.Detector.process`.
+        see :meth:`stepsound.detect.detector.Detector.process`.
         """
         out: list = []
         for ev in self.detector.process(block, ref):

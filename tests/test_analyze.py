@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from stepsound.analyze import analyze_file
-from stepsound.cli import main
+from stepsound.cli.main import main
 
 from _signals import bursts, match
 

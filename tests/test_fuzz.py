@@ -21,10 +21,10 @@ import soundfile as sf
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from stepsound.cli import main
-from stepsound.coach import CoachConfig
+from stepsound.cli.main import main
+from stepsound.coach.coach import CoachConfig
 from stepsound.errors import ParameterError
-from stepsound.plans import PlanError, parse_plan
+from stepsound.coach.plans import PlanError, parse_plan
 from stepsound.units import parse_duration_s, parse_target
 
 from _signals import bursts
@@ -209,7 +209,7 @@ def test_mutated_plan_files_on_the_command_line(capfd, tmp_path, edits, raw):
 
 @pytest.fixture(scope="module")
 def profile_doc():
-    from stepsound.calibrate import make_profile
+    from stepsound.grade.calibrate import make_profile
 
     rng = np.random.default_rng(5)
     feats = [{"low_db": -30 + 8 * (i % 2) + rng.normal(), "mid_db": -32 + rng.normal(), "high_db": -40 - 6 * (i % 2),

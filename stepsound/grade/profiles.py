@@ -1,7 +1,7 @@
 """Runner profiles: a runner's calibration, stored as JSON in the user data dir.
 
 A profile holds what ``stepsound calibrate`` learned about one runner: the
-heel-vs-forefoot classifier (:class:`stepsound.strike.StrikeClassifier`),
+heel-vs-forefoot classifier (:class:`stepsound.grade.strike.StrikeClassifier`),
 its cross-validated self-check, and optionally a learned heavy-step
 threshold.  It holds no absolute loudness: that depends on the microphone's
 gain and distance, which change between sessions.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from stepsound.atomic import atomic_open
 from stepsound.errors import ParameterError, StoreError
-from stepsound.strike import STRIKE_FEATURES, CalibrationReport, StrikeClassifier
+from stepsound.grade.strike import STRIKE_FEATURES, CalibrationReport, StrikeClassifier
 
 __all__ = ["PROFILE_SCHEMA", "RunnerProfile", "data_dir", "profiles_dir", "profile_path", "check_name",
            "save_profile", "load_profile", "list_profiles", "delete_profile"]

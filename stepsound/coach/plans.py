@@ -230,7 +230,7 @@ class Plan:
     feedback : dict or None
         Parsed ``[feedback]`` table (resolved into :class:`Feedback`).
     sound : str or None
-        Metronome sound asked for by the plan (a :data:`stepsound.sounds.CLICK_SOUNDS` name).
+        Metronome sound asked for by the plan (a :data:`stepsound.cue.sounds.CLICK_SOUNDS` name).
     accent_every : int >= 0
         Accent every Nth click (0: no accent).
     level_db : float or None [dBFS]
@@ -496,7 +496,7 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
     description = top_str("description", "")
     sound = top_str("sound", None)
     if sound is not None:
-        from stepsound.sounds import CLICK_SOUNDS
+        from stepsound.cue.sounds import CLICK_SOUNDS
 
         if sound not in CLICK_SOUNDS:
             raise err(
@@ -554,7 +554,7 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
             raise err(
                 f"segment {i}: missing field 'type' (one of {', '.join(_SEGMENT_FIELDS)})", seg_line, "type"
             )
-        if typ not in _SEGMENT_FIELDS:
+        if not isinstance(typ, str) or typ not in _SEGMENT_FIELDS:
             raise err(
                 f"segment {i} field 'type': {typ!r} is not one of {', '.join(_SEGMENT_FIELDS)}", loc("type"), "type"
             )
@@ -642,7 +642,7 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
 
 
 def _preset_dir():
-    return resources.files("stepsound") / "presets"
+    return resources.files("stepsound.coach") / "presets"
 
 
 def list_presets() -> list[tuple[str, str]]:

@@ -23,9 +23,9 @@ import time
 import numpy as np
 from scipy import fft as sp_fft   # releases the GIL: the audio callback never waits for it
 
-from stepsound.cli_support import Command, add_duplex_arguments
+from stepsound.cli.support import Command, add_duplex_arguments
 from stepsound.errors import AudioDeviceError, ParameterError
-from stepsound.rings import SampleRing
+from stepsound.audio.rings import SampleRing
 from stepsound.store import SessionStore
 
 #: A sweep's peak must stand this far above the response's noise [dB].
@@ -271,7 +271,7 @@ def measure_round_trip(sample_rate: int, devices, latency="high", block_size: in
     RoundTripRefused
         The measurement was not clean (see :func:`judge_sweeps`).
     """
-    from stepsound import device
+    from stepsound.audio import device
 
     play, starts, length = probe_sequence(sample_rate, sweeps, level_db, sweep_s)
     probe = play[starts[0]:starts[0] + length]
@@ -342,7 +342,7 @@ def describe(res: dict) -> str:
 
 
 def run_calibrate_latency(args) -> int:
-    from stepsound import device
+    from stepsound.audio import device
 
     if not 2 <= args.sweeps <= 10:
         raise ParameterError(f"--sweeps={args.sweeps} must be 2-10")

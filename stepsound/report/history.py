@@ -13,9 +13,9 @@ import sys
 import numpy as np
 
 from stepsound.atomic import output_file
-from stepsound.cli_support import Command
+from stepsound.cli.support import Command
 from stepsound.errors import ParameterError, StepsoundError
-from stepsound.plot import save_figure
+from stepsound.report.plot import save_figure
 from stepsound.store import SessionStore, default_db_path
 
 

@@ -1,6 +1,6 @@
 """``stepsound render``: write a cue track (WAV/FLAC/OGG/MP3) for a phone or MP3 player.
 
-The track is rendered block after block by the same :class:`~stepsound.metronome.Metronome`
+The track is rendered block after block by the same :class:`~stepsound.cue.metronome.Metronome`
 that plays live, streamed to disk (memory stays flat for any length), optionally
 mixed over the runner's own music (streamed and resampled block by block too).
 A sidecar ``<output>.clicks.csv`` lists every beat: output sample index, time,
@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from stepsound.atomic import atomic_open, atomic_path
-from stepsound.cli_support import add_aliased_option
+from stepsound.cli.support import add_aliased_option
 from stepsound.errors import AudioFileError, ParameterError
-from stepsound.metronome import KIND_NAMES, Metronome
-from stepsound.plans import constant_map, load_plan
-from stepsound.sounds import CLICK_SOUNDS
+from stepsound.cue.metronome import KIND_NAMES, Metronome
+from stepsound.coach.plans import constant_map, load_plan
+from stepsound.cue.sounds import CLICK_SOUNDS
 from stepsound.units import format_duration, parse_duration_s
 
 __all__ = ["RenderResult", "render_track", "StreamResampler", "MusicReader", "FORMATS", "add_arguments", "run"]

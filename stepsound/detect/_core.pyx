@@ -95,7 +95,7 @@ cdef class StepDetector:
         Analysis hop (about 2 ms).  Hop boundaries are absolute sample indices.
     sos : np.ndarray [shape=(6, 6), float64]
         Biquad sections (b0, b1, b2, a0=1, a1, a2): HP 40, LP 300, HP 300,
-        LP 2k, HP 2k, LP 8k.  Designed by :func:`stepsound.detect.design_filters`.
+        LP 2k, HP 2k, LP 8k.  Designed by :func:`stepsound.detect.detector.design_filters`.
     band_weights : np.ndarray [shape=(4,), float64]
         ODF weights of broadband, low, mid and high band.
     min_interval_s : float [seconds]

@@ -4,11 +4,11 @@ Landing loudness tracks impact loading *within one runner*, not across
 runners; so stepsound grades a step against this runner's usual landing,
 never against an absolute scale.  With a calibrated profile it also says
 whether the landing was heel-first or on the forefoot
-(:mod:`stepsound.strike`).  This is coaching feedback, not a diagnosis.
+(:mod:`stepsound.grade.strike`).  This is coaching feedback, not a diagnosis.
 
 Loudness of a landing
 ---------------------
-:func:`stepsound.strike.landing_db`: the noise-compensated power of the
+:func:`stepsound.grade.strike.landing_db`: the noise-compensated power of the
 40 Hz–8 kHz bands over the detector's 120 ms feature window.  It holds the
 heel contact and the forefoot slap that follows it by 25–70 ms; the 50 ms
 ``energy_db`` misses part of the slap and tracks known gain changes of
@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stepsound.errors import ParameterError
-from stepsound.strike import StrikeClassifier, landing_db
+from stepsound.grade.strike import StrikeClassifier, landing_db
 
 __all__ = ["DEFAULT_HEAVY_DB", "DEFAULT_HISTORY", "ImpactBaseline", "Grade", "LandingGrader", "EngineFactory",
            "check_heavy_db"]
@@ -207,7 +207,7 @@ class Grade:
         Calibrated probability (0.5–1) of the likelier landing; None without
         a profile.
     landing_db : float [dBFS]
-        The step's loudness (:func:`stepsound.strike.landing_db`).
+        The step's loudness (:func:`stepsound.grade.strike.landing_db`).
     baseline_ready : bool
         Whether the baseline had settled when the step was graded.
     """
@@ -230,7 +230,7 @@ class LandingGrader:
         profile's learned threshold, else :data:`DEFAULT_HEAVY_DB` (6 dB).
     history : int
         Steps in the rolling baseline (:class:`ImpactBaseline`).
-    profile : str, stepsound.profiles.RunnerProfile or StrikeClassifier, optional
+    profile : str, stepsound.grade.profiles.RunnerProfile or StrikeClassifier, optional
         A runner's calibration, or the name of a stored profile (loaded
         here; StoreError if missing or corrupt).  Without one ``strike`` is
         None.
@@ -240,7 +240,7 @@ class LandingGrader:
     Notes
     -----
     :meth:`grade` consumes one step's feature dict (see
-    :data:`stepsound.detect.FEATURE_NAMES`) and returns a :class:`Grade`;
+    :data:`stepsound.detect.detector.FEATURE_NAMES`) and returns a :class:`Grade`;
     nothing is delayed (latency 0 beyond the detector's feature latency).
     :meth:`freeze` fixes the baseline (a live session does so after its
     warm-up); :meth:`reset` forgets the steps.  Call from the one thread that
@@ -252,7 +252,7 @@ class LandingGrader:
         classifier = None
         profile_heavy = None
         if isinstance(profile, str):
-            from stepsound.profiles import load_profile
+            from stepsound.grade.profiles import load_profile
 
             profile = load_profile(profile)
         if profile is not None:
@@ -312,7 +312,7 @@ class EngineFactory:
     ----------
     heavy_db : float, optional [dB]
     profile : str, optional
-        Profile name (see :mod:`stepsound.profiles`).
+        Profile name (see :mod:`stepsound.grade.profiles`).
     """
 
     def __init__(self, heavy_db: float | None = None, profile: str | None = None):
@@ -325,7 +325,7 @@ class EngineFactory:
         prof = None
         if self.profile is not None:
             if self._loaded is None:
-                from stepsound.profiles import load_profile
+                from stepsound.grade.profiles import load_profile
 
                 self._loaded = load_profile(self.profile)
             prof = self._loaded

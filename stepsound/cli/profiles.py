@@ -11,7 +11,7 @@ import json
 import sys
 
 from stepsound.errors import ParameterError, StoreError
-from stepsound.profiles import check_name, delete_profile, list_profiles, load_profile, profile_path
+from stepsound.grade.profiles import check_name, delete_profile, list_profiles, load_profile, profile_path
 
 __all__ = ["add_arguments", "run"]
 
@@ -73,7 +73,7 @@ def run(args) -> int:
         if args.json:
             print(json.dumps(prof.to_dict(), indent=1))
         else:
-            from stepsound.calibrate import format_report
+            from stepsound.grade.calibrate import format_report
 
             print(format_report(prof, profile_path(args.name)).replace("  saved to ", "  stored in "))
             print(f"  calibrated {prof.created} from {', '.join(prof.sources) or 'unknown sources'}")

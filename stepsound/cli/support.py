@@ -11,7 +11,7 @@ from stepsound.units import parse_duration_s
 class Command(NamedTuple):
     """A subcommand defined by two functions, for modules that hold several commands.
 
-    ``stepsound.cli.SUBCOMMANDS`` names it as ``"module:attribute"``.
+    ``stepsound.cli.main.SUBCOMMANDS`` names it as ``"module:attribute"``.
     """
 
     add_arguments: Callable

@@ -4,7 +4,7 @@ A session starts with a warm-up that measures the runner's baseline cadence
 and landing loudness (default: the first 60 s of steady running).  Then a
 target sets the goal — an absolute cadence (cueing starts at once, no need to
 wait for the warm-up), a change relative to the baseline (``+5%``), or a plan
-(:mod:`stepsound.plans`, time 0 = end of the warm-up).  The coach drives the
+(:mod:`stepsound.coach.plans`, time 0 = end of the warm-up).  The coach drives the
 metronome:
 
 * ``cues="always"``: the metronome plays the target (muted where a plan's
@@ -35,7 +35,7 @@ import numpy as np
 
 from stepsound.engine import CadenceTick, Step
 from stepsound.errors import ParameterError
-from stepsound.plans import MAX_CADENCE_SPM, MIN_CADENCE_SPM, check_cadence, load_plan
+from stepsound.coach.plans import MAX_CADENCE_SPM, MIN_CADENCE_SPM, check_cadence, load_plan
 from stepsound.units import parse_target
 
 CUE_MODES = ("always", "off-target", "none")
@@ -181,7 +181,7 @@ class _Goal:
         elif self.target is not None:
             # a relative goal over an extreme baseline stays a cadence a runner can hold
             spm = min(max(self.target.resolve(baseline_spm), MIN_CADENCE_SPM), MAX_CADENCE_SPM)
-            from stepsound.plans import constant_map
+            from stepsound.coach.plans import constant_map
 
             self.tempo_map = constant_map(spm)
 
@@ -198,7 +198,7 @@ class Coach:
     sample_rate : int [Hz]
     metronome : object, optional
         Anything with ``set_tempo(spm)``, ``enable(on)`` and
-        ``trigger_cue(kind)`` (a :class:`stepsound.metronome.Metronome`);
+        ``trigger_cue(kind)`` (a :class:`stepsound.cue.metronome.Metronome`);
         None: decisions are only logged.
     grader : object, optional
         The engine's grader (kept for future use; the coach does not change

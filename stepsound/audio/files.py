@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from stepsound.detect import check_sample_rate
+from stepsound.detect.detector import check_sample_rate
 from stepsound.errors import AudioFileError, ParameterError
 
 #: Extensions ``analyze`` picks up when given a folder.

@@ -6,7 +6,7 @@ starts playing, an xrun shifts input against output, and a new stream need
 not have the latency the probe's stream had).  The session's own clicks are
 a known signal too: every ``every_s`` the main thread deconvolves the last
 ``window_s`` of microphone by what was played (the same regularised least
-squares as the sweep probe, :func:`stepsound.roundtrip.deconvolve`) and finds
+squares as the sweep probe, :func:`stepsound.echo.roundtrip.deconvolve`) and finds
 the shift that best lines this estimate up with the measured response.
 
 Only while the canceller is failing (it removes less than half of the
@@ -26,9 +26,9 @@ import collections
 import numpy as np
 from scipy import fft as sp_fft   # releases the GIL: the audio callback never waits for it
 
-from stepsound.rings import SampleRing
+from stepsound.audio.rings import SampleRing
 from stepsound.errors import AudioDeviceError
-from stepsound.roundtrip import (MAX_ROUND_TRIP_S, MIN_PEAK_DB, PROBE_REGULARISATION, analyse_response, deconvolve,
+from stepsound.echo.roundtrip import (MAX_ROUND_TRIP_S, MIN_PEAK_DB, PROBE_REGULARISATION, analyse_response, deconvolve,
                                  judge_sweeps, probe_band, trim_response)
 
 #: Shifts within this of each other agree [seconds] (a path off by even 0.2 ms cancels badly at 8 kHz).
@@ -90,7 +90,7 @@ class EchoPathTracker:
     Parameters
     ----------
     sample_rate : int [Hz]
-    canceller : stepsound._aec.EchoCanceller
+    canceller : stepsound.echo._aec.EchoCanceller
         Receives new paths through its ``load`` method.
     window_s : float [s]
         Audio each estimate looks at.

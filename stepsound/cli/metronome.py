@@ -10,9 +10,9 @@ import math
 import sys
 import time
 
-from stepsound.cli_support import add_aliased_option
+from stepsound.cli.support import add_aliased_option
 from stepsound.errors import ParameterError
-from stepsound.sounds import CLICK_SOUNDS
+from stepsound.cue.sounds import CLICK_SOUNDS
 from stepsound.units import format_duration, parse_duration_s
 
 __all__ = ["add_arguments", "run"]
@@ -53,8 +53,8 @@ def _latency_arg(text):
 
 def run(args) -> int:
     """``stepsound metronome``."""
-    from stepsound import device
-    from stepsound.render import metronome_from_args
+    from stepsound.audio import device
+    from stepsound.cue.render import metronome_from_args
 
     latency = _latency_arg(args.latency)
     if not (math.isfinite(args.latency_ms) and args.latency_ms >= 0):

@@ -45,10 +45,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from stepsound import _metronome
+from stepsound.cue import _metronome
 from stepsound.errors import ParameterError
-from stepsound.plans import TempoMap, check_cadence, constant_map
-from stepsound.sounds import CLICK_SOUNDS, CUE_SOUNDS, SOUND_KINDS, db_to_gain, make_sound
+from stepsound.coach.plans import TempoMap, check_cadence, constant_map
+from stepsound.cue.sounds import CLICK_SOUNDS, CUE_SOUNDS, SOUND_KINDS, db_to_gain, make_sound
 
 __all__ = ["Metronome", "ClickLog", "KIND_NAMES", "INT64_MAX"]
 
@@ -67,7 +67,7 @@ class ClickLog(NamedTuple):
     kind : np.ndarray [shape=(n,), int8]
         0 beat, 1 accented beat, 2 cue (see :data:`KIND_NAMES`).
     sound : np.ndarray [shape=(n,), int32]
-        Index into :data:`stepsound.sounds.SOUND_KINDS`.
+        Index into :data:`stepsound.cue.sounds.SOUND_KINDS`.
     target_spm : np.ndarray [shape=(n,), float64]
         Tempo of the grid at that click [steps/min].
     audible : np.ndarray [shape=(n,), bool]
@@ -121,13 +121,13 @@ class Metronome:
     ----------
     sample_rate : int [Hz]
     tempo_map : TempoMap, optional
-        A resolved plan (:meth:`stepsound.plans.Plan.resolve`).  Plan time 0 is
+        A resolved plan (:meth:`stepsound.coach.plans.Plan.resolve`).  Plan time 0 is
         grid sample ``start_sample``; clicks stop at the end of the plan.
     cadence_spm : float, optional [steps/min, 60-240]
         Instead of a plan: hold this tempo forever (until :meth:`stop`).
         With neither, the metronome is silent until :meth:`set_tempo`.
     sound : str
-        Beat sound, one of :data:`stepsound.sounds.CLICK_SOUNDS`.
+        Beat sound, one of :data:`stepsound.cue.sounds.CLICK_SOUNDS`.
     level_db : float <= 0 [dBFS]
         Peak level of the beat.
     accent_every : int >= 0
@@ -322,7 +322,7 @@ class Metronome:
         Parameters
         ----------
         kind : str
-            Any of :data:`stepsound.sounds.SOUND_KINDS`.
+            Any of :data:`stepsound.cue.sounds.SOUND_KINDS`.
         at_sample : int, optional
             Grid sample at which it should be heard (played ``latency_samples``
             early, never before the next block); default: the next block.

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Sample-clock click scheduler and allocation-free renderer (the audio-thread core).
 
-Use it through :class:`stepsound.metronome.Metronome`, which builds the sound
+Use it through :class:`stepsound.cue.metronome.Metronome`, which builds the sound
 bank, converts plans into spans and documents the public API.  This module
 holds what runs once per block on the audio thread:
 
@@ -230,7 +230,7 @@ cdef class ClickEngine:
 
     def set_fade(self, bint enabled, double audible_from=1.0, double audible_to=1.0,
                  double start_s=0.0, double end_s=0.0, double cycle_s=60.0):
-        """Faded feedback (times in seconds from ``origin``); see :class:`stepsound.plans.Feedback`."""
+        """Faded feedback (times in seconds from ``origin``); see :class:`stepsound.coach.plans.Feedback`."""
         self._fade = enabled
         self._fade_from = audible_from
         self._fade_to = audible_to

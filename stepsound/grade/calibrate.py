@@ -1,6 +1,6 @@
 """``stepsound calibrate``: learn a runner's heel vs forefoot landing signature.
 
-Two ways in, one model out (:func:`stepsound.strike.fit_strike_classifier`):
+Two ways in, one model out (:func:`stepsound.grade.strike.fit_strike_classifier`):
 
 * from recordings: ``stepsound calibrate --heel HEEL.wav --forefoot FORE.wav
   --name NAME`` -- the runner landed heel-first throughout one recording and
@@ -11,7 +11,7 @@ Two ways in, one model out (:func:`stepsound.strike.fit_strike_classifier`):
 Either way the steps come from the very :class:`~stepsound.engine.Engine`
 that ``analyze`` and live sessions use, the classifier is cross-validated on
 the calibration steps and the result is shown to the runner, and the profile
-is saved in the user data dir (:mod:`stepsound.profiles`).
+is saved in the user data dir (:mod:`stepsound.grade.profiles`).
 
 This is coaching feedback, not a diagnosis.
 """
@@ -25,12 +25,12 @@ import time
 
 import numpy as np
 
-from stepsound.cli_support import add_aliased_option, duration_arg
+from stepsound.cli.support import add_aliased_option, duration_arg
 from stepsound.engine import Engine, Step
 from stepsound.errors import AudioDeviceError, ParameterError
-from stepsound.grade import DEFAULT_HEAVY_DB
-from stepsound.profiles import RunnerProfile, check_name, save_profile
-from stepsound.strike import POOR_BELOW, CalibrationError, fit_strike_classifier, landing_db
+from stepsound.grade.impact import DEFAULT_HEAVY_DB
+from stepsound.grade.profiles import RunnerProfile, check_name, save_profile
+from stepsound.grade.strike import POOR_BELOW, CalibrationError, fit_strike_classifier, landing_db
 
 __all__ = ["calibration_steps", "learn_heavy_db", "make_profile", "LiveCalibration", "format_report",
            "add_arguments", "run"]
@@ -266,7 +266,7 @@ class _InputRing:
 
 
 def _live_steps(args, say) -> tuple[dict, int]:
-    from stepsound import device
+    from stepsound.audio import device
 
     sample_rate = args.sample_rate
     if sample_rate is None:
@@ -324,7 +324,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _may_replace(name: str, force: bool) -> None:
     """Before any work: an existing profile is replaced only with ``--force`` or a yes on a terminal."""
-    from stepsound.profiles import profile_path
+    from stepsound.grade.profiles import profile_path
 
     path = profile_path(name)
     if force or not path.exists():
@@ -386,7 +386,7 @@ def run(args) -> int:
         # the JSON is written in full first and put in place only once the profile is saved:
         # a failed --json leaves no profile saved, a failed save no JSON
         from stepsound.atomic import output_file
-        from stepsound.profiles import profile_path
+        from stepsound.grade.profiles import profile_path
 
         with output_file(args.json) as fh:
             json.dump(_report_doc(profile, profile_path(args.name)), fh, indent=1, allow_nan=False)

@@ -7,7 +7,7 @@ never guesses without one.
 
 Model
 -----
-Each step's detector features (:data:`stepsound.detect.FEATURE_NAMES`) become
+Each step's detector features (:data:`stepsound.detect.detector.FEATURE_NAMES`) become
 :data:`STRIKE_FEATURES`, all *relative* (band shares, timing, envelope
 shape), so the microphone gain and distance do not matter.  Then:
 
@@ -143,7 +143,7 @@ def strike_vector(features: dict) -> np.ndarray:
     ----------
     features : dict
         Detector features of one step (names of
-        :data:`stepsound.detect.FEATURE_NAMES` -> float).
+        :data:`stepsound.detect.detector.FEATURE_NAMES` -> float).
 
     Returns
     -------

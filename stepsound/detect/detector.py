@@ -1,6 +1,6 @@
 """Step detection: configuration, filter design and the Python face of the core.
 
-:class:`Detector` wraps :class:`stepsound._core.StepDetector`: it designs the
+:class:`Detector` wraps :class:`stepsound.detect._core.StepDetector`: it designs the
 filters for a sample rate, feeds blocks of any size (splitting huge ones so the
 core's event table cannot overflow) and turns event rows into
 :class:`Onset` and :class:`StepFeatures` objects.
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from stepsound._core import EVENT_ONSET, EVENT_STEP, FEATURE_NAMES, StepDetector
+from stepsound.detect._core import EVENT_ONSET, EVENT_STEP, FEATURE_NAMES, StepDetector
 from stepsound.errors import ParameterError
 
 MIN_SAMPLE_RATE = 8000

@@ -17,7 +17,7 @@ with ``partitions x frame`` taps (64 ms: the direct sound, the early
 reflections and the speaker's own ringing) and subtracts the result.  The
 path itself is *measured*, not adapted on the audio thread: by the sweep
 probes before the session and from the session's own clicks during it
-(:mod:`stepsound.echo_path`, on the main thread), and handed over with
+(:mod:`stepsound.echo.path`, on the main thread), and handed over with
 :meth:`load`, taken at the next frame.  (An adaptive NLMS
 filter was tried here first: with our sparse, narrow-band clicks and steps
 louder than the clicks it converged slowly and drifted *away* from a good

@@ -29,17 +29,17 @@ import time
 import numpy as np
 
 from stepsound.analyze import summarize, write_json
-from stepsound.coach import CUE_MODES, Coach, CoachConfig
+from stepsound.coach.coach import CUE_MODES, Coach, CoachConfig
 from stepsound.engine import CadenceTick, Engine, Step, StepOnsetEvent
 from stepsound.errors import AudioDeviceError, AudioFileError, ParameterError, StepsoundError, StoreError
-from stepsound.grade import LandingGrader
-from stepsound.metronome import Metronome
-from stepsound.sounds import CLICK_SOUNDS
+from stepsound.grade.impact import LandingGrader
+from stepsound.cue.metronome import Metronome
+from stepsound.cue.sounds import CLICK_SOUNDS
 from stepsound.store import SessionStore
-from stepsound.cli_support import add_duplex_arguments, duration_arg
-from stepsound.echo_path import EchoPathTracker
-from stepsound.rings import SampleRing, SpscQueue
-from stepsound.roundtrip import (RoundTripRefused, describe, device_pair, latency_key, measure_round_trip,
+from stepsound.cli.support import add_duplex_arguments, duration_arg
+from stepsound.echo.path import EchoPathTracker
+from stepsound.audio.rings import SampleRing, SpscQueue
+from stepsound.echo.roundtrip import (RoundTripRefused, describe, device_pair, latency_key, measure_round_trip,
                                  probe_sequence)
 
 FLUSH_S = 2.0
@@ -67,7 +67,7 @@ class SessionCore:
         counts our own clicks.  None: no acoustic path (replays).
     echo_cancel : bool
         With ``leak_ref_delay``: also subtract our own output from the
-        microphone with an adaptive echo canceller (:mod:`stepsound._aec`)
+        microphone with an adaptive echo canceller (:mod:`stepsound.echo._aec`)
         before detection and grading.  Experimental (off by default).
     echo_response : np.ndarray, optional
         Measured output → microphone response (lag 0 = output sample) that
@@ -108,7 +108,7 @@ class SessionCore:
             self._hist = np.zeros(size, np.float32)
             self._ref = np.zeros(self._max_block, np.float32)
             if echo_cancel:
-                from stepsound._aec import EchoCanceller
+                from stepsound.echo._aec import EchoCanceller
 
                 round_trip = leak_ref_delay + int(round(REF_EARLY_S * self.sample_rate))
                 self.aec = EchoCanceller(self.sample_rate, 0, max_block=self._max_block)
@@ -388,7 +388,7 @@ def run_replay(args, store) -> int:
     """``--input-file X``: the live engine on a recording, as fast as possible
     (``--fast``) or paced in real time by an output stream that plays the
     recording mixed with the cues."""
-    from stepsound.source import FileSource
+    from stepsound.audio.files import FileSource
 
     source = FileSource(args.input_file, block_size=args.block_size or 1024)
     rate = source.info.sample_rate
@@ -408,7 +408,7 @@ class PacedPlayer:
     """
 
     def __init__(self, sample_rate: int, output_device=None, latency="high", ahead_s: float = 0.3):
-        from stepsound import device
+        from stepsound.audio import device
 
         self.sample_rate = int(sample_rate)
         self.stats = device.StreamStats()
@@ -570,7 +570,7 @@ def _finish(args, store, log: SessionLog, core: SessionCore, outcome: _Outcome, 
 
 
 def _display(args):
-    from stepsound.display import LiveDisplay
+    from stepsound.session.display import LiveDisplay
 
     if args.no_display:
         return LiveDisplay("none")
@@ -581,7 +581,7 @@ def _display(args):
 
 def run_live(args, store) -> int:
     """A live session: microphone in, cues out, through one duplex stream."""
-    from stepsound import device
+    from stepsound.audio import device
 
     stats = device.StreamStats()
     sample_rate = args.sample_rate or device.default_sample_rate(args.input_device, "input")
