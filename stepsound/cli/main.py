@@ -26,7 +26,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("render", "stepsound.cue.render", "write a cue track (WAV/FLAC/OGG/MP3) of a cadence or a plan"),
     ("plans", "stepsound.coach.plans", "list the built-in cadence plans, or show one"),
     ("devices", "stepsound.audio.device", "list audio devices"),
-    ("run", "stepsound.session.core", "live coaching session: listen, coach, cue (or replay a recording)"),
+    ("run", "stepsound.cli.run", "live coaching session: listen, coach, cue (or replay a recording)"),
     ("calibrate-latency", "stepsound.echo.roundtrip:calibrate_latency_command",
      "measure the speaker → microphone round trip (so the session never hears itself)"),
     ("history", "stepsound.report.history:history_command", "list past sessions with trends"),

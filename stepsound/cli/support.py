@@ -62,3 +62,17 @@ def add_duplex_arguments(group) -> None:
                             "trip is stored per setting")
     group.add_argument("--block-size", type=int, default=0, metavar="N", help="frames per callback (0: PortAudio decides)")
 
+
+
+def open_store(db: str | None):
+    """The session database named by ``--db`` (None: the default one; ``"none"``: no database).
+
+    Returns
+    -------
+    stepsound.store.SessionStore or None
+    """
+    from stepsound.store import SessionStore
+
+    if db == "none":
+        return None
+    return SessionStore(db)
