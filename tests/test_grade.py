@@ -7,7 +7,8 @@ import pytest
 
 from stepsound.engine import Engine, Step
 from stepsound.errors import ParameterError
-from stepsound.grade.impact import DEFAULT_HEAVY_DB, EngineFactory, Grade, ImpactBaseline, LandingGrader
+from stepsound.engine import EngineFactory
+from stepsound.grade.impact import DEFAULT_HEAVY_DB, Grade, ImpactBaseline, LandingGrader
 from stepsound.grade.strike import landing_db
 from stepsynth import synth_run
 
