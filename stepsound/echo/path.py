@@ -22,6 +22,7 @@ The audio thread only copies samples into two rings; all the work is here.
 from __future__ import annotations
 
 import collections
+import math
 
 import numpy as np
 from scipy import fft as sp_fft   # releases the GIL: the audio callback never waits for it
@@ -40,6 +41,14 @@ RECENT = 5
 REGULARISATION = 1e-3
 #: An estimate must fit the measured response at least this well (normalised correlation).
 MIN_FIT = 0.5
+#: Fine alignment looks this many samples either side of the working path.
+FINE_SPAN = 6
+#: ... and moves it when another shift would leave this many times less (2 dB).
+FINE_GAIN = 1.6
+#: After a new path, this many quick looks (every quarter period) check its fine alignment.
+SETTLE_LOOKS = 8
+#: The fine alignment judges the latest this much of what was heard [s] (a click or two).
+FINE_S = 0.4
 
 
 def best_shift(estimate: np.ndarray, reference: np.ndarray, max_shift: int) -> tuple[int, float]:
@@ -132,6 +141,8 @@ class EchoPathTracker:
         self.shift = 0
         self.estimates = 0
         self.moves = 0
+        self.fine_moves = 0
+        self._settling = 0
         self.last: dict | None = None
         # sweep probes played by the session itself at its start (see SessionCore): captured whole
         self.probe_starts = [int(v) for v in probe_starts]
@@ -180,14 +191,18 @@ class EchoPathTracker:
         if self.heard < self._next:
             return False
         failing = self.canceller.failing
-        # look often while the canceller is failing (a move must be found within a click or two);
-        # while it works there is nothing to look for
-        self._next = self.heard + (self.every // 4 if failing else self.every)
-        if not failing and self.reference is not None:
-            self._recent.clear()
-            return False
+        # look often while the canceller is failing (a move must be found within a click or two) or has
+        # just been given a path (its fine alignment); otherwise now and then
+        quick = failing or self._settling > 0 or self.reference is not None
+        self._settling = max(0, self._settling - 1)
+        self._next = self.heard + (self.every // 4 if quick else self.every)
         if float(np.dot(self.played, self.played)) < 1e-6:
             return False     # the metronome is silent: nothing to learn from
+        if not failing and self.reference is not None:
+            # while it works only the fine alignment is checked: a path one or two samples off still
+            # removes most of a click's energy, but not its sharp start, which the detector then hears
+            self._recent.clear()
+            return self._align()
         response = deconvolve(self.mic, self.played, self.lag, REGULARISATION)
         est = analyse_response(response, self.sample_rate)
         self.estimates += 1
@@ -217,14 +232,59 @@ class EchoPathTracker:
         self.last = dict(est, shift=shift, fit=fit)
         self._recent.append(shift if fit >= MIN_FIT else None)
         shift = self._agreed()
-        if shift is None or abs(shift - self.shift) < 2:
+        if shift is None:
+            return False
+        shift = self._best_aligned(shift)[0]
+        if shift == self.shift:
             return False
         # the path moved: the measured response at the delay the clicks now show (what the filter
         # learned while the path was wrong is dropped; a fresh estimate from clicks would be noisier)
         self.canceller.load(self._delay0 + shift, *self._spectra)
         self.shift = shift
         self.moves += 1
+        self._settling = SETTLE_LOOKS
         self._recent.clear()
+        return True
+
+    def _best_aligned(self, shift: int, span: int = FINE_SPAN) -> tuple[int, float, float]:
+        """The shift within ``span`` samples of ``shift`` at which the canceller, with its path moved
+        there and its present gain, would leave the least of the latest clicks' echo.
+
+        Returns
+        -------
+        (int, float, float)
+            That shift, and what would be left there and at ``self.shift`` (energy in the latest
+            ``FINE_S`` of the microphone).
+        """
+        y = _convolve(self.played, self.reference)[:len(self.played)]
+        tail = min(len(y), int(FINE_S * self.sample_rate))     # the latest click or two decide
+        start = len(y) - tail
+        g = float(self.canceller.gain) if self.canceller.gain > 0 else 1.0
+
+        def left(s: int) -> float:
+            # the echo predicted with the path moved by s samples is y[t - s]
+            if abs(s) >= tail:
+                return math.inf
+            if s >= 0:
+                a, b = self.mic[start:], y[start - s:len(y) - s]
+            else:
+                a, b = self.mic[start:len(y) + s], y[start - s:]
+            return float(np.dot(a, a) - 2.0 * g * np.dot(a, b) + g * g * np.dot(b, b))
+
+        values = {s: left(s) for s in range(shift - span, shift + span + 1)}
+        best = min(values, key=values.get)
+        now = values.get(self.shift, left(self.shift))
+        return best, values[best], now
+
+    def _align(self) -> bool:
+        """Move the working path by a few samples when that leaves clearly less of the echo."""
+        shift, best, now = self._best_aligned(self.shift)
+        if shift == self.shift or not best * FINE_GAIN < now:
+            return False
+        self.canceller.load(self._delay0 + shift, *self._spectra)
+        self.shift = shift
+        self.moves += 1
+        self.fine_moves += 1
         return True
 
     def _judge_probe(self) -> bool:
@@ -256,6 +316,7 @@ class EchoPathTracker:
         self._delay0 = max(0, arrival - pre)
         self._spectra = self.canceller.spectra(self.reference[self._delay0:])
         self.shift = 0
+        self._settling = SETTLE_LOOKS
 
     def _agreed(self) -> int | None:
         """A value that at least AGREEING of the recent estimates share (within AGREE_S), else None."""
