@@ -8,6 +8,7 @@ target cadence, kind and whether it sounds.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import json
@@ -27,7 +28,8 @@ from stepsound.coach.plans import constant_map, load_plan
 from stepsound.cue.sounds import CLICK_SOUNDS
 from stepsound.units import format_duration, parse_duration_s
 
-__all__ = ["RenderResult", "render_track", "StreamResampler", "MusicReader", "FORMATS", "add_arguments", "run"]
+__all__ = ["RenderResult", "render_track", "StreamResampler", "MusicReader", "FORMATS", "announcements",
+           "add_arguments", "run"]
 
 #: Output file extension -> (libsndfile format, default subtype).
 FORMATS = {
@@ -40,6 +42,59 @@ FORMATS = {
 #: Longest track rendered (catches typos such as "45h").
 MAX_DURATION_S = 24 * 3600.0
 DEFAULT_BLOCK_SIZE = 65536
+#: A spoken form reminder in a cue track every this long [seconds] (none within 30 s of an announcement).
+REMINDER_EVERY_S = 300.0
+
+
+def announcements(tempo_map, duration_s: float) -> list[tuple[float, str, str]]:
+    """What a cue track with a voice says, and when.
+
+    Each new audible target is announced where it starts ("170 steps per
+    minute", or "building to 175 steps per minute" at the start of a ramp);
+    every :data:`REMINDER_EVERY_S` a form reminder (quick light steps; land
+    under your hips with a soft, bent knee; alternately) unless an
+    announcement is within 30 s.  Silent plan segments are not spoken over.
+
+    Parameters
+    ----------
+    tempo_map : stepsound.coach.plans.TempoMap
+    duration_s : float [seconds]
+        Length of the track.
+
+    Returns
+    -------
+    list of (time_s, key, text)
+        In time order; ``key`` names the phrase (:func:`stepsound.cue.voice.phrase_name`).
+    """
+    from stepsound.cue.voice import REMINDERS
+
+    said: list[tuple[float, str, str]] = []
+    last_spm = None
+    for span in tempo_map.spans:
+        if span.start_s >= duration_s:
+            break
+        if not span.audible:
+            last_spm = None
+            continue
+        ramp = abs(span.end_spm - span.start_spm) >= 1.0
+        spm = int(round(span.end_spm))
+        if ramp:
+            said.append((span.start_s, f"ramp_{spm}", f"building to {spm} steps per minute"))
+        elif last_spm is None or abs(span.end_spm - last_spm) >= 1.0:
+            said.append((span.start_s, f"tempo_{spm}", f"{spm} steps per minute"))
+        last_spm = span.end_spm
+    reminders = [k for k in ("quick_light", "under_hips")]
+    n = 0
+    t = REMINDER_EVERY_S
+    while t < duration_s - 5.0:
+        if not any(abs(t - a) < 30.0 for a, _, _ in said):
+            _, audible = tempo_map.target_at(t)
+            if audible:
+                key = reminders[n % len(reminders)]
+                said.append((t, key, REMINDERS[key]))
+                n += 1
+        t += REMINDER_EVERY_S
+    return sorted(said)
 
 
 def sidecar_path(output: Path) -> Path:
@@ -256,6 +311,7 @@ def render_track(
     clicks_csv: bool = True,
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress=None,
+    spoken=(),
 ) -> RenderResult:
     """Render ``duration_s`` of ``metronome`` (over ``music``) into an audio file, streaming.
 
@@ -275,6 +331,10 @@ def render_track(
     block_size : int [frames]
     progress : callable, optional
         ``progress(done_s, total_s)`` after each block.
+    spoken : sequence of (int, str)
+        ``(sample, phrase)``: spoken phrases of ``metronome`` (``Metronome(phrases=...)``)
+        to start at these samples (the clicks duck under them).  Queued block
+        by block, just before the block they start in.
 
     Returns
     -------
@@ -309,6 +369,8 @@ def render_track(
     pos = 0
     t0 = time.perf_counter()
     buf = np.zeros((min(block_size, max(n_total, 1)), channels), np.float32)
+    spoken = sorted((int(at), str(name)) for at, name in spoken)
+    next_spoken = 0
     try:
         with contextlib.ExitStack() as outputs:
             tmp_out = outputs.enter_context(atomic_path(output))
@@ -329,6 +391,10 @@ def render_track(
                         music.read_into(view)
                     else:
                         view.fill(0.0)
+                    while next_spoken < len(spoken) and spoken[next_spoken][0] < pos + n:
+                        at, name = spoken[next_spoken]
+                        metronome.trigger_cue(name, at_sample=max(at, pos))
+                        next_spoken += 1
                     metronome.render_into(view, pos, add=True)
                     if music is not None:
                         over = np.count_nonzero(np.abs(view) > 1.0)
@@ -391,10 +457,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--subtype", metavar="NAME", help="libsndfile subtype, e.g. PCM_24, FLOAT (WAV/FLAC)")
     parser.add_argument("--no-csv", action="store_true", help="do not write the <output>.clicks.csv sidecar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    parser.add_argument("--voice", action=argparse.BooleanOptionalAction, default=False,
+                        help="speak each new target and a form reminder every 5 minutes (offline speech; "
+                             "the clicks duck under it; default off)")
+    parser.add_argument("--voice-name", default="en-us", metavar="VOICE", help="speech voice (default en-us)")
 
 
-def metronome_from_args(args, sample_rate: int, *, latency_samples: int = 0):
-    """Build (Metronome, plan duration_s, plan description) from shared CLI options (render/metronome)."""
+def metronome_from_args(args, sample_rate: int, *, latency_samples: int = 0, phrases=None):
+    """Build (Metronome, plan duration_s, plan description) from shared CLI options (render/metronome).
+
+    ``phrases``: spoken phrases for the metronome (``Metronome(phrases=...)``).
+    """
     sound, level_db, accent_every = args.sound, args.level_db, args.accent_every
     if args.plan is not None:
         plan = load_plan(args.plan)
@@ -418,6 +491,8 @@ def metronome_from_args(args, sample_rate: int, *, latency_samples: int = 0):
         accent_every=accent_every or 0,
         accent_sound=getattr(args, "accent_sound", None),
         latency_samples=latency_samples,
+        phrases=phrases,
+        cue_level_db=min((-6.0 if level_db is None else level_db) + 3.0, -1.0),
     )
     return m, tempo_map.duration_s, label
 
@@ -459,6 +534,18 @@ def run(args) -> int:
                 duration_s = music.duration_s
             else:
                 raise ParameterError("give --duration (e.g. --duration 45min) with --spm")
+        spoken = []
+        if getattr(args, "voice", False):
+            from stepsound.cue.voice import load_phrases, phrase_name
+
+            said = announcements(m.tempo_map, duration_s)
+            phrases, note = load_phrases({phrase_name(k): text for _, k, text in said}, sample_rate,
+                                         voice=args.voice_name)
+            if note:
+                print(f"stepsound: {note}; the track has no speech", file=sys.stderr)
+            else:
+                m, _, _ = metronome_from_args(args, sample_rate, phrases=phrases)
+                spoken = [(int(round(t * sample_rate)), phrase_name(k)) for t, k, _ in said]
         if music is not None and music.duration_s + 0.5 < duration_s:
             print(
                 f"stepsound: note: the music ({format_duration(music.duration_s)}) ends before the track"
@@ -466,7 +553,8 @@ def run(args) -> int:
                 file=sys.stderr,
             )
         result = render_track(
-            output, m, duration_s, channels=channels, music=music, subtype=args.subtype, clicks_csv=not args.no_csv
+            output, m, duration_s, channels=channels, music=music, subtype=args.subtype, clicks_csv=not args.no_csv,
+            spoken=spoken,
         )
     finally:
         if music is not None:
@@ -482,6 +570,8 @@ def run(args) -> int:
         "audible_beats": result.n_audible,
         "clipped_samples": result.clipped_samples,
         "speed_x_realtime": round(result.speed, 1),
+        "spoken": [{"time_s": round(at / result.sample_rate, 4), "phrase": name.partition(":")[2]}
+                   for at, name in spoken],
     }
     if args.json:
         print(json.dumps(summary))

@@ -78,7 +78,7 @@ CALIBRATION_PHRASES = {
 PHRASES = {**CUE_PHRASES, **REMINDERS, **CALIBRATION_PHRASES}
 
 #: The line shown when no speech engine is installed.
-NO_ENGINE_NOTE = "no speech engine found (install espeak-ng for spoken cues); the cues are tones"
+NO_ENGINE_NOTE = "no speech engine found (install espeak-ng for spoken cues)"
 
 
 def phrase_name(key: str) -> str:
@@ -314,8 +314,8 @@ def load_phrases(phrases: dict, sample_rate: int, *, voice: str = DEFAULT_VOICE,
         Sound name → samples, for ``Metronome(phrases=...)``; None when no
         speech can be had (then play the tone cues).
     note : str or None
-        One line for the user when ``audio`` is None (no engine, or why the
-        engine failed).
+        When ``audio`` is None, what went wrong, for one line to the user
+        (no engine, or why the engine failed); the caller says what it plays instead.
 
     Raises
     ------
@@ -331,5 +331,5 @@ def load_phrases(phrases: dict, sample_rate: int, *, voice: str = DEFAULT_VOICE,
             out[name] = render_phrase(text, sample_rate, voice=voice, wpm=wpm, engine=engine, cache=cache,
                                       stats=stats)
     except SpeechError as exc:
-        return None, f"{exc}; the cues are tones"
+        return None, str(exc)
     return out, None

@@ -168,6 +168,9 @@ class LiveCalibration:
         self.settle_samples = int(round(settle_s * self.sample_rate))
         self.timeout_samples = int(round(timeout_s * self.sample_rate))
         self.steps: dict[str, list[Step]] = {"heel": [], "forefoot": []}
+        #: Keys of the spoken instructions due (``cal_heel``, ``cal_forefoot``, ``cal_done``;
+        #: :data:`stepsound.cue.voice.CALIBRATION_PHRASES`), for the caller to take and play.
+        self.spoken: list[str] = []
         self.phase = "heel"
         self._phase_start = 0
         self._last_step = 0
@@ -192,6 +195,7 @@ class LiveCalibration:
         if not self._started:
             self._started = True
             msgs.append(self._prompt())
+            self.spoken.append("cal_heel")
         if self.done:
             return msgs
         for ev in self.engine.process(block):
@@ -212,9 +216,11 @@ class LiveCalibration:
                     self._phase_start = ev.detect_sample
                     self._last_step = ev.detect_sample
                     msgs.append(self._prompt())
+                    self.spoken.append("cal_forefoot")
                 else:
                     self.phase = "done"
                     msgs.append("Done: you can stop running.")
+                    self.spoken.append("cal_done")
         now = self.engine.sample_index
         quiet_from = max(self._last_step, self._phase_start)
         if not self.done and now - quiet_from > self.timeout_samples + self.settle_samples:
@@ -233,7 +239,8 @@ class _InputRing:
     and counted in :attr:`lost_samples`.
     """
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, metronome=None):
+        self.metronome = metronome
         self.capacity = int(capacity)
         self.buf = np.zeros(self.capacity, dtype=np.float32)
         self.written = 0
@@ -241,6 +248,10 @@ class _InputRing:
         self.lost_samples = 0
 
     def callback(self, indata, outdata, frames, time_info, status):
+        if self.metronome is not None:      # spoken instructions (nothing else is played)
+            self.metronome.render_into(outdata[:, 0])
+            if outdata.shape[1] > 1:
+                outdata[:, 1:] = outdata[:, :1]
         n = frames
         pos = self.written % self.capacity
         first = min(n, self.capacity - pos)
@@ -265,18 +276,54 @@ class _InputRing:
         return out
 
 
+def _calibration_voice(args, sample_rate: int, say):
+    """A metronome holding the spoken instructions (None: no voice, or no speech engine)."""
+    if not getattr(args, "voice", False):
+        return None
+    from stepsound.cue.metronome import Metronome
+    from stepsound.cue.voice import CALIBRATION_PHRASES, load_phrases, phrase_name
+
+    phrases, note = load_phrases({phrase_name(k): t for k, t in CALIBRATION_PHRASES.items()}, int(sample_rate),
+                                 voice=getattr(args, "voice_name", "en-us"))
+    if note:
+        say(f"note: {note}; the instructions are on the screen only, with a chime")
+        return Metronome(int(sample_rate))          # the chime of the "on target" cue marks each instruction
+    return Metronome(int(sample_rate), phrases=phrases, cue_level_db=-3.0)
+
+
 def _live_steps(args, say) -> tuple[dict, int]:
     from stepsound.audio import device
+    from stepsound.echo.roundtrip import device_pair
 
     sample_rate = args.sample_rate
     if sample_rate is None:
         in_dev = device.resolve_device(args.input_device, "input")
         sample_rate = device.default_sample_rate(in_dev, "input")
-    ring = _InputRing(int(sample_rate) * 20)
-    stream = device.open_stream(ring.callback, sample_rate=sample_rate, output_channels=0, input_channels=1,
-                                device=args.input_device, latency="high")
-    routine = LiveCalibration(stream.sample_rate, steps_per_class=args.steps, settle_s=args.settle,
+    voice = _calibration_voice(args, sample_rate, say)        # rendered before the stream starts
+    ring = _InputRing(int(sample_rate) * 20, voice)
+    settle = args.settle
+    if voice is not None:
+        # the runner hears the instruction through the speaker: none of it may count as a step
+        longest = max(voice.sound_length(k) for k in voice.phrases) if voice.phrases else 0
+        settle = max(settle, longest / sample_rate + 1.0)
+    if voice is None:
+        stream = device.open_stream(ring.callback, sample_rate=sample_rate, output_channels=0, input_channels=1,
+                                    device=args.input_device, latency="high")
+    else:
+        stream = device.open_stream(ring.callback, sample_rate=sample_rate, output_channels=1, input_channels=1,
+                                    device=device_pair((args.input_device, getattr(args, "output_device", None))),
+                                    latency="high")
+    routine = LiveCalibration(stream.sample_rate, steps_per_class=args.steps, settle_s=settle,
                               timeout_s=args.timeout)
+
+    def speak():
+        for key in routine.spoken:
+            if voice is None:
+                continue
+            name = f"say:{key}"
+            voice.trigger_cue(name if name in voice.phrases else "on_target")
+        routine.spoken.clear()
+
     last_audio = time.monotonic()
     with stream:
         while not routine.done:
@@ -285,12 +332,17 @@ def _live_steps(args, say) -> tuple[dict, int]:
                 last_audio = time.monotonic()
                 for msg in routine.feed(block):
                     say(msg)
+                speak()
             elif time.monotonic() - last_audio > 5.0:
                 raise AudioDeviceError("the input device delivers no audio (device lost or muted?)")
             else:
                 for msg in routine.feed(block):
                     say(msg)
+                speak()
                 time.sleep(0.02)
+        if voice is not None and routine.done:
+            time.sleep(min(3.0, voice.sound_length("say:cal_done") / stream.sample_rate + 0.3)
+                       if "say:cal_done" in voice.phrases else 0.5)   # let "done" be heard
     if ring.lost_samples:
         say(f"warning: {ring.lost_samples / stream.sample_rate:.1f} s of audio were lost (machine too busy)")
     if stream.stats.xruns:
@@ -320,6 +372,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="probability a landing label needs, below which it is 'uncertain' (default 0.8)")
     p.add_argument("--json", metavar="PATH", help="also write the calibration result as JSON (- for stdout)")
     p.add_argument("--force", action="store_true", help="replace an existing profile of that name without asking")
+    p.add_argument("--voice", action=argparse.BooleanOptionalAction, default=False,
+                   help="with --live: speak the instructions (offline speech; a chime without a speech engine); "
+                        "plays through --output-device")
+    p.add_argument("--voice-name", default="en-us", metavar="VOICE", help="speech voice (default en-us)")
+    p.add_argument("--output-device", metavar="ID|NAME", help="speaker or headphones for --voice (default: the system's)")
 
 
 def _may_replace(name: str, force: bool) -> None:
@@ -361,6 +418,8 @@ def run(args) -> int:
         raise ParameterError("give both --heel FILE and --forefoot FILE, or --live")
     if args.steps < 10:
         raise ParameterError(f"--steps={args.steps} must be at least 10")
+    if getattr(args, "voice", False) and not args.live:
+        raise ParameterError("--voice speaks the instructions of --live; add --live")
     _may_replace(args.name, args.force)
     say_stream = sys.stderr
 

@@ -445,7 +445,7 @@ def _phrases(s: SessionSettings, sample_rate: int, say):
     phrases, note = load_phrases(session_phrases(s.strike_goal), sample_rate, voice=s.voice_name, engine=engine,
                                  stats=stats)
     if note:
-        say(note)
+        say(f"{note}; the cues are tones")
     return phrases, {"engine": engine.version if engine else None, "phrases": len(phrases or ()),
                      "rendered": stats.rendered, "cached": stats.cached, "render_s": round(stats.seconds, 3),
                      **({"note": note} if note else {})}
