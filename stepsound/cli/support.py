@@ -76,3 +76,17 @@ def open_store(db: str | None):
     if db == "none":
         return None
     return SessionStore(db)
+
+
+def metronome_settings(args: argparse.Namespace):
+    """The metronome options shared by ``render`` and ``metronome``.
+
+    Returns
+    -------
+    stepsound.cue.metronome.MetronomeSettings
+    """
+    from stepsound.cue.metronome import MetronomeSettings
+
+    return MetronomeSettings(plan=args.plan, spm=args.spm, baseline_spm=args.baseline_spm, sound=args.sound,
+                             level_db=args.level_db, accent_every=args.accent_every,
+                             accent_sound=args.accent_sound)
