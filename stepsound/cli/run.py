@@ -24,6 +24,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--profile", metavar="NAME", help="runner profile (heel/forefoot calibration)")
     g.add_argument("--sound", choices=CLICK_SOUNDS, default="woodblock", help="metronome sound")
     g.add_argument("--volume", type=float, default=-6.0, metavar="DBFS", help="metronome level (default -6 dBFS)")
+    g.add_argument("--voice", action=argparse.BooleanOptionalAction, default=False,
+                   help="speak the cues (speed up, on target, land softer) and short form reminders, offline "
+                        "(espeak-ng); the metronome ducks under the speech (default off: tones)")
+    g.add_argument("--voice-name", default="en-us", metavar="VOICE", help="speech voice (default en-us)")
+    g.add_argument("--strike-goal", choices=("forefoot",), default=None,
+                   help="your landing goal: with --voice, a reminder to land on the ball of the foot when "
+                        "heel-first landings are heard (needs --profile)")
     a = p.add_argument_group("audio")
     add_duplex_arguments(a)
     a.add_argument("--round-trip-ms", type=float, metavar="MS",
@@ -54,7 +61,8 @@ def settings_from(args: argparse.Namespace) -> SessionSettings:
         latency=args.latency, block_size=args.block_size, round_trip_ms=args.round_trip_ms,
         echo_cancel=args.echo_cancel, input_file=args.input_file, fast=args.fast, output_file=args.output_file,
         record=args.record, json=args.json, duration_s=args.duration,
-        display="none" if args.no_display else "auto", quiet=args.quiet)
+        display="none" if args.no_display else "auto", quiet=args.quiet, voice=args.voice,
+        voice_name=args.voice_name, strike_goal=args.strike_goal)
 
 
 def summary_lines(result: SessionResult) -> list[str]:

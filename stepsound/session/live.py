@@ -126,6 +126,9 @@ class SessionSettings:
         self.coach.validate()
         if self.strike_goal not in (None, "forefoot"):
             raise ParameterError(f"--strike-goal {self.strike_goal!r}: the goal can only be 'forefoot'")
+        if self.strike_goal and not self.profile:
+            raise ParameterError("--strike-goal needs --profile: heel and forefoot landings are told apart only "
+                                 "after `stepsound calibrate`")
         if self.json and self.json != "-":
             # found out now, not after a long session
             folder = os.path.dirname(os.path.abspath(self.json))
