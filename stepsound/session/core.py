@@ -321,6 +321,7 @@ class SessionLog:
             "final_target_spm": None if coach.target_spm is None else round(coach.target_spm, 2),
             "cues_given": sum(1 for c in coach.cues if c.kind in ("speed_up", "slow_down", "on_target", "land_softer")),
             "clicks_played": len(self.clicks),
+            "band_pct": coach.config.band_pct,
         })
         summary.update(extra)
         return {
