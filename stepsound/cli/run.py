@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stepsound.analyze import strike_line
 from stepsound.cli.support import add_duplex_arguments, duration_arg, open_store
 from stepsound.coach.coach import CUE_MODES, CoachConfig
 from stepsound.cue.sounds import CLICK_SOUNDS
@@ -77,6 +78,9 @@ def summary_lines(result: SessionResult) -> list[str]:
                      f"{'—' if s['final_target_spm'] is None else format(s['final_target_spm'], '.1f')}")
     if s.get("heavy_share") is not None:
         lines.append(f"  heavy landings {100 * s['heavy_share']:.1f}%, cues given: {s['cues_given']}")
+    strike = strike_line(s)
+    if strike:
+        lines.append("  " + strike)
     if result.xruns:
         lines.append(f"  audio problems (xruns): {result.xruns}")
     return lines

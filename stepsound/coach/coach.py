@@ -246,6 +246,7 @@ class Coach:
         self._on_since: int | None = None
         self._set_spm: float | None = None
         self.recent_heavy = deque(maxlen=50)
+        self.recent_strikes = deque(maxlen=50)     # "heel"/"forefoot" of the last labelled landings
         self._avg = deque(maxlen=max(1, int(round(config.average_s / 0.25))))
         if self.goal.tempo_map is None and self.goal.text is not None and not self.goal.needs_baseline:
             self.goal.resolve(None)
@@ -284,6 +285,8 @@ class Coach:
         if self._first_step is None:
             self._first_step = step.onset_sample
         self.recent_heavy.append(bool(step.heavy))
+        if step.strike in ("heel", "forefoot"):
+            self.recent_strikes.append(step.strike)
         if self.speaker is not None:
             self.speaker.on_step(step)
         if self.phase == "warmup":
@@ -410,5 +413,7 @@ class Coach:
             "on_target": self.on_target,
             "metronome_on": self._metronome_on,
             "heavy_share": heavy_share,
+            "heel_share": (sum(k == "heel" for k in self.recent_strikes) / len(self.recent_strikes)
+                           if self.recent_strikes else None),
             "last_cue": self.cues[-1].kind if self.cues else None,
         }

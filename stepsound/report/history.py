@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 
 import numpy as np
@@ -56,9 +57,22 @@ def history_rows(db: str | None = None, limit: int = 30) -> list[dict]:
         return []        # no database yet: nothing to list, and nothing created
     store = SessionStore(db)
     try:
-        return store.sessions(limit)
+        rows = store.sessions(limit)
     finally:
         store.close()
+    for r in rows:
+        r["heel_share"] = _heel_share(r.get("summary_json"))
+    return rows
+
+
+def _heel_share(summary_json) -> float | None:
+    """Share of heel-first landings among the labelled ones of a stored summary (None without a profile)."""
+    try:
+        counts = json.loads(summary_json).get("strike_counts") if summary_json else None
+        heel, fore = int(counts["heel"]), int(counts["forefoot"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return heel / (heel + fore) if heel + fore else None
 
 
 def history_trends(rows: list[dict]) -> dict:
