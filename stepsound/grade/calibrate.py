@@ -17,23 +17,19 @@ This is coaching feedback, not a diagnosis.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
 
 import numpy as np
 
-from stepsound.cli.support import add_aliased_option, duration_arg
 from stepsound.engine import Engine, Step
 from stepsound.errors import AudioDeviceError, ParameterError
 from stepsound.grade.impact import DEFAULT_HEAVY_DB
-from stepsound.grade.profiles import RunnerProfile, check_name, save_profile
+from stepsound.grade.profiles import RunnerProfile, check_name
 from stepsound.grade.strike import POOR_BELOW, CalibrationError, fit_strike_classifier, landing_db
 
-__all__ = ["calibration_steps", "learn_heavy_db", "make_profile", "LiveCalibration", "format_report",
-           "add_arguments", "run"]
+__all__ = ["calibration_steps", "learn_heavy_db", "make_profile", "LiveCalibration", "format_report", "report_doc",
+           "check_separable", "recorded_steps", "live_calibration_steps"]
 
 #: Calibration steps must show at least this many to learn a heavy threshold.
 MIN_STEPS_FOR_HEAVY = 16
@@ -102,8 +98,9 @@ def format_report(profile: RunnerProfile, path=None) -> str:
         + "; the rest would be reported as 'uncertain'",
     ]
     if profile.heavy_db is not None:
-        lines.append(f"  heavy landing threshold learned: +{profile.heavy_db:g} dB over your usual landing "
-                     f"(natural step-to-step spread {profile.step_spread_db:.1f} dB)")
+        spread = "" if profile.step_spread_db is None else \
+            f" (natural step-to-step spread {profile.step_spread_db:.1f} dB)"
+        lines.append(f"  heavy landing threshold learned: +{profile.heavy_db:g} dB over your usual landing{spread}")
     else:
         lines.append(f"  heavy landing threshold: default +{DEFAULT_HEAVY_DB:g} dB")
     if r.verdict == "poor":
@@ -115,7 +112,7 @@ def format_report(profile: RunnerProfile, path=None) -> str:
     return "\n".join(lines)
 
 
-def _report_doc(profile: RunnerProfile, path) -> dict:
+def report_doc(profile: RunnerProfile, path) -> dict:
     return {"name": profile.name, "path": None if path is None else str(path), "heavy_db": profile.heavy_db,
             "step_spread_db": profile.step_spread_db, "calibration": profile.report.to_dict(),
             "verdict": profile.report.verdict}
@@ -276,54 +273,78 @@ class _InputRing:
         return out
 
 
-def _calibration_voice(args, sample_rate: int, say):
-    """A metronome holding the spoken instructions (None: no voice, or no speech engine)."""
-    if not getattr(args, "voice", False):
-        return None
+def _calibration_voice(voice_name: str, sample_rate: int, say):
+    """A metronome holding the spoken instructions (only a chime when there is no speech engine)."""
     from stepsound.cue.metronome import Metronome
     from stepsound.cue.voice import CALIBRATION_PHRASES, load_phrases, phrase_name
 
     phrases, note = load_phrases({phrase_name(k): t for k, t in CALIBRATION_PHRASES.items()}, int(sample_rate),
-                                 voice=getattr(args, "voice_name", "en-us"))
+                                 voice=voice_name)
     if note:
-        say(f"note: {note}; the instructions are on the screen only, with a chime")
+        say(f"note: {note}; each instruction is a chime, read it on the screen")
         return Metronome(int(sample_rate))          # the chime of the "on target" cue marks each instruction
     return Metronome(int(sample_rate), phrases=phrases, cue_level_db=-3.0)
 
 
-def _live_steps(args, say) -> tuple[dict, int]:
-    from stepsound.audio import device
-    from stepsound.echo.roundtrip import device_pair
+def live_calibration_steps(*, input_device=None, sample_rate: int | None = None, steps: int = 20,
+                           settle_s: float = 5.0, timeout_s: float = 30.0, say=print, voice: bool = False,
+                           voice_name: str = "en-us", output_device=None) -> tuple[dict, int]:
+    """Guide a runner through a live calibration and collect their steps.
 
-    sample_rate = args.sample_rate
+    Parameters
+    ----------
+    input_device : int, str or None
+        Microphone (None: the system's).
+    sample_rate : int or None
+        Input rate [Hz] (None: the device's).
+    steps : int
+        Steps of each landing to record.
+    settle_s : float
+        Time to switch landing after each prompt [s].
+    timeout_s : float
+        Give up after this long without a step [s].
+    say : callable
+        Receives each instruction and warning, one line at a time.
+    voice : bool
+        Also speak the instructions ("run with heel landings now", "now land on
+        the ball of your foot", "done") through ``output_device``, from a duplex
+        stream; the settle time then covers the phrase, so the runner's own
+        speaker is never counted as a step.  Without a speech engine: a chime.
+    voice_name : str
+        Speech engine voice.
+    output_device : int, str or None
+        Speaker or headphones for ``voice`` (None: the system's).
+
+    Returns
+    -------
+    (dict, int)
+        ``{"heel": [Step, ...], "forefoot": [Step, ...]}`` and the stream's rate [Hz].
+    """
+    from stepsound.audio import device
+
     if sample_rate is None:
-        in_dev = device.resolve_device(args.input_device, "input")
+        in_dev = device.resolve_device(input_device, "input")
         sample_rate = device.default_sample_rate(in_dev, "input")
-    voice = _calibration_voice(args, sample_rate, say)        # rendered before the stream starts
-    ring = _InputRing(int(sample_rate) * 20, voice)
-    settle = args.settle
-    if voice is not None:
-        # the runner hears the instruction through the speaker: none of it may count as a step
-        longest = max(voice.sound_length(k) for k in voice.phrases) if voice.phrases else 0
-        settle = max(settle, longest / sample_rate + 1.0)
-    if voice is None:
+    speaker = _calibration_voice(voice_name, sample_rate, say) if voice else None   # before the stream starts
+    ring = _InputRing(int(sample_rate) * 20, speaker)
+    if speaker is None:
         stream = device.open_stream(ring.callback, sample_rate=sample_rate, output_channels=0, input_channels=1,
-                                    device=args.input_device, latency="high")
+                                    device=input_device, latency="high")
     else:
+        from stepsound.echo.roundtrip import device_pair
+
+        longest = max((speaker.sound_length(k) for k in speaker.phrases), default=0)
+        settle_s = max(settle_s, longest / sample_rate + 1.0)
         stream = device.open_stream(ring.callback, sample_rate=sample_rate, output_channels=1, input_channels=1,
-                                    device=device_pair((args.input_device, getattr(args, "output_device", None))),
-                                    latency="high")
-    routine = LiveCalibration(stream.sample_rate, steps_per_class=args.steps, settle_s=settle,
-                              timeout_s=args.timeout)
+                                    device=device_pair((input_device, output_device)), latency="high")
+    routine = LiveCalibration(stream.sample_rate, steps_per_class=steps, settle_s=settle_s, timeout_s=timeout_s)
 
     def speak():
-        for key in routine.spoken:
-            if voice is None:
-                continue
-            name = f"say:{key}"
-            voice.trigger_cue(name if name in voice.phrases else "on_target")
+        if speaker is not None:
+            for key in routine.spoken:
+                name = f"say:{key}"
+                speaker.trigger_cue(name if name in speaker.phrases else "on_target")
         routine.spoken.clear()
-
     last_audio = time.monotonic()
     with stream:
         while not routine.done:
@@ -340,9 +361,8 @@ def _live_steps(args, say) -> tuple[dict, int]:
                     say(msg)
                 speak()
                 time.sleep(0.02)
-        if voice is not None and routine.done:
-            time.sleep(min(3.0, voice.sound_length("say:cal_done") / stream.sample_rate + 0.3)
-                       if "say:cal_done" in voice.phrases else 0.5)   # let "done" be heard
+        if speaker is not None and "say:cal_done" in speaker.phrases:
+            time.sleep(speaker.sound_length("say:cal_done") / stream.sample_rate + 0.3)   # let "done" be heard
     if ring.lost_samples:
         say(f"warning: {ring.lost_samples / stream.sample_rate:.1f} s of audio were lost (machine too busy)")
     if stream.stats.xruns:
@@ -350,54 +370,7 @@ def _live_steps(args, say) -> tuple[dict, int]:
     return routine.steps, stream.sample_rate
 
 
-# ----------------------------------------------------------------------------- command line
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", metavar="NAME", help="runner profile to create or replace (letters, digits, _ - .)")
-    p.add_argument("--heel", metavar="FILE", help="recording of heel-first landings")
-    p.add_argument("--forefoot", metavar="FILE", help="recording of forefoot landings")
-    p.add_argument("--live", action="store_true", help="guided calibration through the microphone")
-    add_aliased_option(p, "--input-device", ("--device",), dest="input_device", metavar="ID|NAME",
-                       help="input device for --live (index or part of its name)")
-    p.add_argument("--sample-rate", type=int, metavar="HZ", help="input sample rate for --live "
-                   "(default: the device's)")
-    p.add_argument("--steps", type=int, default=20, metavar="N",
-                   help="steps of each landing to record with --live (default 20; more is better)")
-    p.add_argument("--settle", type=duration_arg, default=5.0, metavar="DURATION",
-                   help="time to switch landing after each prompt with --live (default 5s)")
-    p.add_argument("--timeout", type=duration_arg, default=30.0, metavar="DURATION",
-                   help="give up after this long without a step with --live (default 30s)")
-    p.add_argument("--min-confidence", type=float, default=0.8, metavar="P",
-                   help="probability a landing label needs, below which it is 'uncertain' (default 0.8)")
-    p.add_argument("--json", metavar="PATH", help="also write the calibration result as JSON (- for stdout)")
-    p.add_argument("--force", action="store_true", help="replace an existing profile of that name without asking")
-    p.add_argument("--voice", action=argparse.BooleanOptionalAction, default=False,
-                   help="with --live: speak the instructions (offline speech; a chime without a speech engine); "
-                        "plays through --output-device")
-    p.add_argument("--voice-name", default="en-us", metavar="VOICE", help="speech voice (default en-us)")
-    p.add_argument("--output-device", metavar="ID|NAME", help="speaker or headphones for --voice (default: the system's)")
-
-
-def _may_replace(name: str, force: bool) -> None:
-    """Before any work: an existing profile is replaced only with ``--force`` or a yes on a terminal."""
-    from stepsound.grade.profiles import profile_path
-
-    path = profile_path(name)
-    if force or not path.exists():
-        return
-    if sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty():
-        print(f"a profile named {name!r} exists ({path}); replace it once calibrated? [y/N] ",
-              end="", file=sys.stderr, flush=True)
-        answer = sys.stdin.readline().strip().lower()
-        if answer in ("y", "yes"):
-            return
-        raise ParameterError(f"profile {name!r} kept; choose another --name, or --force to replace it")
-    raise ParameterError(f"a profile named {name!r} exists ({path}); add --force to replace it, "
-                         "or choose another --name")
-
-
-def _check_separable(profile: RunnerProfile) -> None:
+def check_separable(profile: RunnerProfile) -> None:
     """Refuse a calibration whose landings cannot be told apart (nothing is saved)."""
     r = profile.report
     if r.verdict == "poor":
@@ -407,53 +380,24 @@ def _check_separable(profile: RunnerProfile) -> None:
             "microphone closer, reduce noise or exaggerate each landing, then calibrate again")
 
 
-def run(args) -> int:
-    if not args.name:
-        raise ParameterError("--name NAME is required (the runner profile to create)")
-    check_name(args.name)
-    files = args.heel is not None or args.forefoot is not None
-    if args.live and files:
-        raise ParameterError("use either --live or --heel/--forefoot recordings, not both")
-    if not args.live and not (args.heel and args.forefoot):
-        raise ParameterError("give both --heel FILE and --forefoot FILE, or --live")
-    if args.steps < 10:
-        raise ParameterError(f"--steps={args.steps} must be at least 10")
-    if getattr(args, "voice", False) and not args.live:
-        raise ParameterError("--voice speaks the instructions of --live; add --live")
-    _may_replace(args.name, args.force)
-    say_stream = sys.stderr
+def recorded_steps(heel_file: str, forefoot_file: str, say=print) -> tuple[list, list, int]:
+    """Steps of a heel-landing and a forefoot-landing recording.
 
-    def say(msg: str) -> None:
-        print(msg, file=say_stream, flush=True)
+    Returns
+    -------
+    (list of Step, list of Step, int)
+        Heel steps, forefoot steps and the heel recording's rate [Hz].
 
-    if args.live:
-        steps, rate = _live_steps(args, say)
-        heel, fore, sources = steps["heel"], steps["forefoot"], ["live"]
-    else:
-        heel, rate = calibration_steps(args.heel)
-        fore, rate_f = calibration_steps(args.forefoot)
-        for path, got in ((args.heel, heel), (args.forefoot, fore)):
-            if not got:
-                raise CalibrationError(f"{path}: no steps heard (silence, or not a running recording?)")
-        if rate_f != rate:
-            say(f"note: the recordings have different sample rates ({rate} and {rate_f} Hz)")
-        sources = [args.heel, args.forefoot]
-    profile = make_profile(args.name, heel, fore, sources=sources, sample_rate=rate,
-                           min_confidence=args.min_confidence)
-    _check_separable(profile)
-    if args.json:
-        # the JSON is written in full first and put in place only once the profile is saved:
-        # a failed --json leaves no profile saved, a failed save no JSON
-        from stepsound.atomic import output_file
-        from stepsound.grade.profiles import profile_path
-
-        with output_file(args.json) as fh:
-            json.dump(_report_doc(profile, profile_path(args.name)), fh, indent=1, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            path = save_profile(profile)
-    else:
-        path = save_profile(profile)
-    if args.json != "-":
-        print(format_report(profile, path))
-    return 0
+    Raises
+    ------
+    CalibrationError
+        A recording has no steps.
+    """
+    heel, rate = calibration_steps(heel_file)
+    fore, rate_f = calibration_steps(forefoot_file)
+    for path, got in ((heel_file, heel), (forefoot_file, fore)):
+        if not got:
+            raise CalibrationError(f"{path}: no steps heard (silence, or not a running recording?)")
+    if rate_f != rate:
+        say(f"note: the recordings have different sample rates ({rate} and {rate_f} Hz)")
+    return heel, fore, rate
