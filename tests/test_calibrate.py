@@ -16,7 +16,7 @@ from stepsound.grade.impact import LandingGrader
 from stepsound.grade.profiles import (RunnerProfile, check_name, list_profiles, load_profile, profile_path,
                                 save_profile)
 from stepsound.grade.strike import CalibrationError, STRIKE_FEATURES, fit_strike_classifier, strike_vector
-from stepsound.synth import synth_run
+from stepsynth import synth_run
 
 RATE = 22050
 REPO = Path(__file__).resolve().parents[1]
