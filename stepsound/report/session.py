@@ -249,7 +249,10 @@ def summary_lines(st: dict, compact: bool = False) -> list[tuple[str, str]]:
 
 
 def _title(doc: dict) -> str:
-    from stepsound.report.history import format_when
+    import datetime
+
+    def format_when(ts) -> str:
+        return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
     sess = doc.get("session") or {}
     parts = [f"Session {sess['id']}" if sess.get("id") is not None else "Session"]
