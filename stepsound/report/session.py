@@ -252,7 +252,10 @@ def _title(doc: dict) -> str:
     import datetime
 
     def format_when(ts) -> str:
-        return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+        try:
+            return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+        except (ValueError, OverflowError, OSError, TypeError):
+            return "start time unknown"
 
     sess = doc.get("session") or {}
     parts = [f"Session {sess['id']}" if sess.get("id") is not None else "Session"]
