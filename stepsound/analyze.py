@@ -141,6 +141,8 @@ def summarize(steps: list, displayed_spm: list, heavy_db: float, latency_ms: flo
     }
     if strikes:
         out["strike_counts"] = {k: strikes.count(k) for k in ("heel", "forefoot", "uncertain")}
+        labelled = out["strike_counts"]["heel"] + out["strike_counts"]["forefoot"]
+        out["heel_share"] = _round(out["strike_counts"]["heel"] / labelled, 4) if labelled else None
     records = [{"side": s.get("side"), "cadence_spm": s.get("cadence_spm"), "missed": s.get("missed_before"),
                 "energy_db": s.get("energy_db")} for s in real]
     asym = side_asymmetry(records)
@@ -265,7 +267,7 @@ def analyze_array(samples, sample_rate: int, *, block_size: int = DEFAULT_BLOCK_
 # -- output ---------------------------------------------------------------------
 
 CSV_COLUMNS = ["time_s", "onset_sample", "cadence_spm", "smoothed_spm", "side", "impact_db", "heavy",
-               "extra", "missed_before"]
+               "strike", "strike_confidence", "detect_latency_ms", "extra", "missed_before"]
 
 
 def write_csv(analyses: list[Analysis], path: str) -> None:
@@ -333,6 +335,19 @@ def write_json(docs, path: str) -> None:
         fh.write("\n")
 
 
+def strike_line(summary: dict) -> str | None:
+    """``"heel/forefoot: 62% heel-first, 38% forefoot of 400 labelled landings, 12 uncertain"`` (None without a profile)."""
+    counts = summary.get("strike_counts")
+    if not counts:
+        return None
+    heel, fore, unc = counts.get("heel", 0), counts.get("forefoot", 0), counts.get("uncertain", 0)
+    labelled = heel + fore
+    if not labelled:
+        return f"heel/forefoot: all {unc} landings uncertain"
+    return (f"heel/forefoot: {100 * heel / labelled:.0f}% heel-first, {100 * fore / labelled:.0f}% forefoot "
+            f"of {labelled} labelled landings" + (f", {unc} uncertain" if unc else ""))
+
+
 def format_summary(a: Analysis) -> str:
     """A short human summary of one analysis."""
     s = a.summary()
@@ -345,6 +360,9 @@ def format_summary(a: Analysis) -> str:
     lines.append(f"  steps: {s['steps']}   cadence: median {cad}{iqr}")
     lines.append(f"  landings: {s['heavy_share'] * 100:.1f}% heavy (≥ +{s['heavy_threshold_db']:g} dB over "
                  f"the runner's own baseline)")
+    strike = strike_line(s)
+    if strike:
+        lines.append("  " + strike)
     ta, la = s["timing_asymmetry_pct"], s["loudness_asymmetry_db"]
     if ta is not None or la is not None:
         parts = []

@@ -65,7 +65,8 @@ def test_sessions_go_to_the_database_history_and_report(tmp_path, capsys):
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["report", str(rows[0]["id"]), "--db", db, "-o", str(tmp_path / "r.html")]) == 0
     page = (tmp_path / "r.html").read_text()
-    assert "data:image/png;base64," in page and "median_cadence_spm" in page
+    assert "data:image/png;base64," in page and "Median cadence" in page
+    assert "median_cadence_spm" not in page          # labels for people, not JSON keys
     assert main(["report", "999", "--db", db, "-o", str(tmp_path / "x.png")]) == 1
 
 

@@ -31,6 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="probability a landing label needs, below which it is 'uncertain' (default 0.8)")
     p.add_argument("--json", metavar="PATH", help="also write the calibration result as JSON (- for stdout)")
     p.add_argument("--force", action="store_true", help="replace an existing profile of that name without asking")
+    p.add_argument("--voice", action=argparse.BooleanOptionalAction, default=False,
+                   help="with --live: speak the instructions (offline speech; a chime without a speech engine) "
+                        "through --output-device")
+    p.add_argument("--voice-name", default="en-us", metavar="VOICE", help="speech voice (default en-us)")
+    p.add_argument("--output-device", metavar="ID|NAME", help="speaker or headphones for --voice "
+                   "(default: the system's)")
 
 
 def _may_replace(name: str, force: bool) -> None:
@@ -62,6 +68,8 @@ def run(args) -> int:
         raise ParameterError("give both --heel FILE and --forefoot FILE, or --live")
     if args.steps < 10:
         raise ParameterError(f"--steps={args.steps} must be at least 10")
+    if args.voice and not args.live:
+        raise ParameterError("--voice speaks the instructions of --live; add --live")
     _may_replace(args.name, args.force)
     say_stream = sys.stderr
 
@@ -71,7 +79,8 @@ def run(args) -> int:
     if args.live:
         steps, rate = live_calibration_steps(input_device=args.input_device, sample_rate=args.sample_rate,
                                              steps=args.steps, settle_s=args.settle, timeout_s=args.timeout,
-                                             say=say)
+                                             say=say, voice=args.voice, voice_name=args.voice_name,
+                                             output_device=args.output_device)
         heel, fore, sources = steps["heel"], steps["forefoot"], ["live"]
     else:
         heel, fore, rate = recorded_steps(args.heel, args.forefoot, say)

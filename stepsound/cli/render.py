@@ -1,6 +1,7 @@
 """``stepsound render``: write a cue track (WAV/FLAC/OGG/MP3) for a phone or MP3 player."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -32,6 +33,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--subtype", metavar="NAME", help="libsndfile subtype, e.g. PCM_24, FLOAT (WAV/FLAC)")
     parser.add_argument("--no-csv", action="store_true", help="do not write the <output>.clicks.csv sidecar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    parser.add_argument("--voice", action=argparse.BooleanOptionalAction, default=False,
+                        help="speak each new target and a form reminder every 5 minutes (offline speech; "
+                             "the clicks duck under it; default off)")
+    parser.add_argument("--voice-name", default="en-us", metavar="VOICE", help="speech voice (default en-us)")
 
 
 def run(args) -> int:
@@ -40,7 +45,7 @@ def run(args) -> int:
         output=args.output, cues=metronome_settings(args),
         duration_s=parse_duration_s(args.duration, allow_zero=False) if args.duration else None,
         sample_rate=args.sample_rate, channels=args.channels, music=args.music, music_db=args.music_db,
-        subtype=args.subtype, clicks_csv=not args.no_csv)
+        subtype=args.subtype, clicks_csv=not args.no_csv, voice=args.voice, voice_name=args.voice_name)
     result, label = render_cue_track(settings, say=lambda line: print(f"stepsound: {line}", file=sys.stderr))
     summary = {
         "output": str(result.output),
@@ -53,6 +58,7 @@ def run(args) -> int:
         "audible_beats": result.n_audible,
         "clipped_samples": result.clipped_samples,
         "speed_x_realtime": round(result.speed, 1),
+        "spoken": [{"time_s": round(t, 3), "phrase": k} for t, k in result.spoken],
     }
     if args.json:
         print(json.dumps(summary))

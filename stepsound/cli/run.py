@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stepsound.analyze import strike_line
 from stepsound.cli.support import add_duplex_arguments, duration_arg, open_store
 from stepsound.coach.coach import CUE_MODES, CoachConfig
 from stepsound.cue.sounds import CLICK_SOUNDS
@@ -24,6 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--profile", metavar="NAME", help="runner profile (heel/forefoot calibration)")
     g.add_argument("--sound", choices=CLICK_SOUNDS, default="woodblock", help="metronome sound")
     g.add_argument("--volume", type=float, default=-6.0, metavar="DBFS", help="metronome level (default -6 dBFS)")
+    g.add_argument("--voice", action=argparse.BooleanOptionalAction, default=False,
+                   help="speak the cues (speed up, on target, land softer) and short form reminders, offline "
+                        "(espeak-ng); the metronome ducks under the speech (default off: tones)")
+    g.add_argument("--voice-name", default="en-us", metavar="VOICE", help="speech voice (default en-us)")
+    g.add_argument("--strike-goal", choices=("forefoot",), default=None,
+                   help="your landing goal: with --voice, a reminder to land on the ball of the foot when "
+                        "heel-first landings are heard (needs --profile)")
     a = p.add_argument_group("audio")
     add_duplex_arguments(a)
     a.add_argument("--round-trip-ms", type=float, metavar="MS",
@@ -54,7 +62,8 @@ def settings_from(args: argparse.Namespace) -> SessionSettings:
         latency=args.latency, block_size=args.block_size, round_trip_ms=args.round_trip_ms,
         echo_cancel=args.echo_cancel, input_file=args.input_file, fast=args.fast, output_file=args.output_file,
         record=args.record, json=args.json, duration_s=args.duration,
-        display="none" if args.no_display else "auto", quiet=args.quiet)
+        display="none" if args.no_display else "auto", quiet=args.quiet, voice=args.voice,
+        voice_name=args.voice_name, strike_goal=args.strike_goal)
 
 
 def summary_lines(result: SessionResult) -> list[str]:
@@ -69,6 +78,9 @@ def summary_lines(result: SessionResult) -> list[str]:
                      f"{'—' if s['final_target_spm'] is None else format(s['final_target_spm'], '.1f')}")
     if s.get("heavy_share") is not None:
         lines.append(f"  heavy landings {100 * s['heavy_share']:.1f}%, cues given: {s['cues_given']}")
+    strike = strike_line(s)
+    if strike:
+        lines.append("  " + strike)
     if result.xruns:
         lines.append(f"  audio problems (xruns): {result.xruns}")
     return lines

@@ -19,6 +19,11 @@ And after repeated heavy landings (``heavy_count`` of the last
 ``heavy_window`` steps graded heavy), a "land softer" cue, at most once per
 ``soft_cooldown_s``.
 
+With a :class:`~stepsound.coach.speech.Speaker` the cues are spoken instead of
+played as tones, and short form reminders are spoken when the runner's
+landings or cadence call for them (cue kinds ``remind_quick_light``,
+``remind_under_hips``, ``remind_ball_of_foot``).
+
 The coach is pure logic on the stream's sample clock: it consumes engine
 events and calls ``set_tempo`` / ``enable`` / ``trigger_cue`` on the
 metronome, so replayed recordings exercise exactly what a live session does.
@@ -53,7 +58,9 @@ class Cue:
     kind : str
         ``baseline`` (warm-up done), ``metronome_on``, ``metronome_off``,
         ``tempo`` (target changed by >= 1 step/min), ``speed_up``,
-        ``slow_down``, ``on_target`` or ``land_softer``.
+        ``slow_down``, ``on_target``, ``land_softer``, or a spoken form
+        reminder ``remind_quick_light``, ``remind_under_hips``,
+        ``remind_ball_of_foot``.
     target_spm : float or None [steps/min]
     """
 
@@ -203,6 +210,8 @@ class Coach:
     grader : object, optional
         The engine's grader (kept for future use; the coach does not change
         it, so a replay grades steps exactly as ``analyze`` does).
+    speaker : stepsound.coach.speech.Speaker, optional
+        Speaks the cues (instead of their tones) and form reminders.
 
     Notes
     -----
@@ -211,8 +220,9 @@ class Coach:
     one thread (the session's main thread).
     """
 
-    def __init__(self, config: CoachConfig, sample_rate: int, metronome=None, grader=None):
+    def __init__(self, config: CoachConfig, sample_rate: int, metronome=None, grader=None, speaker=None):
         config.validate()
+        self.speaker = speaker
         self.config = config
         self.sample_rate = int(sample_rate)
         self.metronome = metronome
@@ -236,6 +246,7 @@ class Coach:
         self._on_since: int | None = None
         self._set_spm: float | None = None
         self.recent_heavy = deque(maxlen=50)
+        self.recent_strikes = deque(maxlen=50)     # "heel"/"forefoot" of the last labelled landings
         self._avg = deque(maxlen=max(1, int(round(config.average_s / 0.25))))
         if self.goal.tempo_map is None and self.goal.text is not None and not self.goal.needs_baseline:
             self.goal.resolve(None)
@@ -243,6 +254,8 @@ class Coach:
     # -- helpers -------------------------------------------------------------
     def _cue(self, sample: int, kind: str, sound: str | None = None) -> None:
         self.cues.append(Cue(sample, sample / self.sample_rate, kind, self.target_spm))
+        if sound and self.speaker is not None and self.speaker.say_cue(sound, sample):
+            return
         if sound and self.metronome is not None:
             self.metronome.trigger_cue(sound)
 
@@ -272,6 +285,10 @@ class Coach:
         if self._first_step is None:
             self._first_step = step.onset_sample
         self.recent_heavy.append(bool(step.heavy))
+        if step.strike in ("heel", "forefoot"):
+            self.recent_strikes.append(step.strike)
+        if self.speaker is not None:
+            self.speaker.on_step(step)
         if self.phase == "warmup":
             if step.smoothed_spm is not None:
                 self._warm_spm.append(step.smoothed_spm)
@@ -292,6 +309,11 @@ class Coach:
         if self.phase == "warmup":
             self._maybe_end_warmup(tick)
         self._coach(tick)
+        if self.speaker is not None and self.phase == "coaching" and self.config.cues != "none":
+            cadence = float(np.mean(self._avg)) if self._avg and len(self._avg) >= self._avg.maxlen // 2 else None
+            key = self.speaker.on_tick(tick.sample, cadence, self.target_spm)
+            if key is not None:
+                self._cue(tick.sample, "remind_" + key)
 
     def _maybe_end_warmup(self, tick: CadenceTick) -> None:
         cfg = self.config
@@ -391,5 +413,7 @@ class Coach:
             "on_target": self.on_target,
             "metronome_on": self._metronome_on,
             "heavy_share": heavy_share,
+            "heel_share": (sum(k == "heel" for k in self.recent_strikes) / len(self.recent_strikes)
+                           if self.recent_strikes else None),
             "last_cue": self.cues[-1].kind if self.cues else None,
         }

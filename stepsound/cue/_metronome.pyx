@@ -17,7 +17,12 @@ holds what runs once per block on the audio thread:
   straddling a block boundary is rendered whole and the output is identical
   for any block size;
 * a bounded command queue (main thread → audio thread, drained at block
-  start) and a bounded click log ring (audio thread → main thread).
+  start) and a bounded click log ring (audio thread → main thread);
+* ducking: sounds flagged as speech lower every other voice by a fixed gain
+  while they sound, with raised-cosine ramps over their first and last
+  ``duck_ramp`` samples (the speech itself starts after that lead-in), so the
+  envelope is a function of the sample index alone and identical for any
+  block size.
 
 Nothing here allocates after ``__init__``; the per-block functions are
 ``noexcept nogil``.  They are deliberately called *without* releasing the GIL:
@@ -26,7 +31,7 @@ Python-level call being atomic with respect to the other thread, and
 re-acquiring a released GIL inside a PortAudio callback could wait on the
 main thread.  (The callback already holds the GIL: sounddevice calls Python.)
 """
-from libc.math cimport floor, fmod, sqrt
+from libc.math cimport cos, floor, fmod, sqrt
 from libc.stdint cimport INT64_MAX, INT64_MIN, int8_t, int32_t, int64_t
 from libc.string cimport memset
 
@@ -34,6 +39,10 @@ import numpy as np
 
 cdef int64_t I64_MAX = INT64_MAX
 cdef int64_t I64_MIN = INT64_MIN
+# Most speech voices sounding at once that duck the others (more still play, undimmed by them).
+cdef enum:
+    MAX_DUCKERS = 8
+cdef double PI = 3.141592653589793
 
 # Command codes (main thread -> audio thread).
 cdef enum:
@@ -64,8 +73,9 @@ cdef class ClickEngine:
     Parameters
     ----------
     sample_rate : float > 0 [Hz]
-    bank : np.ndarray [shape=(n_sounds, max_len), float32]
-        The sounds, zero padded; row ``i`` is sound id ``i``.
+    bank : np.ndarray [shape=(total,), float32]
+        The sounds one after the other: sound ``i`` is
+        ``bank[off_i : off_i + bank_len[i]]`` with ``off_i = sum(bank_len[:i])``.
     bank_len : np.ndarray [shape=(n_sounds,), int64]
         Length of each sound [samples].
     max_voices : int
@@ -87,9 +97,17 @@ cdef class ClickEngine:
     """
 
     cdef readonly double sample_rate
-    cdef float[:, ::1] _bank
+    cdef float[::1] _bank
+    cdef int64_t[::1] _bank_off
     cdef int64_t[::1] _bank_len
     cdef readonly int n_sounds
+    # ducking
+    cdef int8_t[::1] _speech
+    cdef float _duck_gain
+    cdef int64_t _duck_ramp
+    cdef int64_t _dk_lo[MAX_DUCKERS]
+    cdef int64_t _dk_hi[MAX_DUCKERS]
+    cdef int _n_dk
     # voices
     cdef int64_t[::1] _v_start
     cdef int32_t[::1] _v_sound
@@ -155,14 +173,24 @@ cdef class ClickEngine:
         if max_voices < 1 or log_capacity < 1 or command_capacity < 1:
             raise ValueError("max_voices, log_capacity and command_capacity must be >= 1")
         self.sample_rate = sample_rate
-        self._bank = np.ascontiguousarray(bank, dtype=np.float32)
+        self._bank = np.ascontiguousarray(bank, dtype=np.float32).reshape(-1)
         self._bank_len = np.ascontiguousarray(bank_len, dtype=np.int64)
-        self.n_sounds = self._bank.shape[0]
-        if self._bank_len.shape[0] != self.n_sounds:
-            raise ValueError("bank_len must have one entry per sound")
+        self.n_sounds = self._bank_len.shape[0]
+        if self.n_sounds < 1:
+            raise ValueError("the bank needs at least one sound")
+        self._bank_off = np.zeros(self.n_sounds, np.int64)
+        cdef int64_t total = 0
         for i in range(self.n_sounds):
-            if not (0 <= self._bank_len[i] <= self._bank.shape[1]):
-                raise ValueError("bank_len entries must be within the bank width")
+            if self._bank_len[i] < 0:
+                raise ValueError("bank_len entries must be >= 0")
+            self._bank_off[i] = total
+            total += self._bank_len[i]
+        if total != self._bank.shape[0]:
+            raise ValueError("bank_len must add up to the length of the bank")
+        self._speech = np.zeros(self.n_sounds, np.int8)
+        self._duck_gain = 1.0
+        self._duck_ramp = 0
+        self._n_dk = 0
         self.max_voices = max_voices
         self._v_start = np.zeros(max_voices, np.int64)
         self._v_sound = np.zeros(max_voices, np.int32)
@@ -249,6 +277,30 @@ cdef class ClickEngine:
         self._accent_sound = accent_sound
         self._accent_gain = accent_gain
         self._accent_every = accent_every
+
+    def set_ducking(self, speech, float duck_gain, int64_t ramp_samples):
+        """Sounds that duck the others while they sound (before rendering starts).
+
+        Parameters
+        ----------
+        speech : array of bool [shape=(n_sounds,)]
+            True for the sounds (spoken phrases) that lower every other voice.
+        duck_gain : float in (0, 1]
+            Linear gain of the other voices under speech (1: no ducking).
+        ramp_samples : int >= 0
+            Raised-cosine ramp down over a speech sound's first, and back up
+            over its last, ``ramp_samples`` samples.
+        """
+        flags = np.ascontiguousarray(speech, dtype=np.int8)
+        if flags.shape[0] != self.n_sounds:
+            raise ValueError("speech needs one flag per sound")
+        if not (0.0 < duck_gain <= 1.0):
+            raise ValueError("duck_gain must be within (0, 1]")
+        if ramp_samples < 0:
+            raise ValueError("ramp_samples must be >= 0")
+        self._speech = flags
+        self._duck_gain = duck_gain
+        self._duck_ramp = ramp_samples
 
     def set_latency(self, int64_t latency_samples):
         """Play every click ``latency_samples`` early (before rendering starts)."""
@@ -472,17 +524,52 @@ cdef class ClickEngine:
                 self._stop_at = at
             self._cq_read += 1
 
+    cdef float _duck_at(self, int64_t i) noexcept nogil:
+        """Gain of a non-speech voice at output sample ``i`` under the speech voices collected by ``_mix``."""
+        cdef float g = 1.0, e
+        cdef int k
+        cdef int64_t edge
+        cdef double x
+        for k in range(self._n_dk):
+            if i < self._dk_lo[k] or i >= self._dk_hi[k]:
+                continue
+            edge = i - self._dk_lo[k]
+            if self._dk_hi[k] - 1 - i < edge:
+                edge = self._dk_hi[k] - 1 - i
+            if edge >= self._duck_ramp:
+                e = self._duck_gain
+            else:
+                x = (<double>edge + 0.5) / <double>self._duck_ramp
+                e = <float>(1.0 - (1.0 - self._duck_gain) * (0.5 - 0.5 * cos(PI * x)))
+            if e < g:
+                g = e
+        return g
+
     cdef void _mix(self, float* out, Py_ssize_t nch, int64_t start, int64_t lo, int64_t hi) noexcept nogil:
         """Mix output samples [lo, hi) of every voice into ``out`` (``out[0]`` is sample ``start``).
 
         Voices that have ended by ``hi`` are removed; the others keep their order,
         so every output sample sums its voices in emission order whatever the
-        block boundaries.
+        block boundaries.  While a speech voice sounds, the other voices are
+        ducked (:meth:`set_ducking`).
         """
         cdef int v, w = 0, snd
-        cdef int64_t vs, ve, a, b, i
+        cdef int64_t vs, ve, a, b, i, off
         cdef Py_ssize_t ch, base
         cdef float g, x
+        cdef bint duck
+        # the speech voices overlapping [lo, hi): they shape the others' gain
+        self._n_dk = 0
+        if self._duck_gain < 1.0:
+            for v in range(self._n_voices):
+                snd = self._v_sound[v]
+                if self._speech[snd] and self._n_dk < MAX_DUCKERS:
+                    vs = self._v_start[v]
+                    ve = vs + self._bank_len[snd]
+                    if vs < hi and ve > lo:
+                        self._dk_lo[self._n_dk] = vs
+                        self._dk_hi[self._n_dk] = ve
+                        self._n_dk += 1
         for v in range(self._n_voices):
             vs = self._v_start[v]
             snd = self._v_sound[v]
@@ -491,9 +578,13 @@ cdef class ClickEngine:
                 a = vs if vs > lo else lo
                 b = ve if ve < hi else hi
                 g = self._v_gain[v]
+                off = self._bank_off[snd] - vs
+                duck = self._n_dk > 0 and not self._speech[snd]
                 i = a
                 while i < b:
-                    x = self._bank[snd, i - vs] * g
+                    x = self._bank[off + i] * g
+                    if duck:
+                        x = x * self._duck_at(i)
                     base = (i - start) * nch
                     for ch in range(nch):
                         out[base + ch] += x

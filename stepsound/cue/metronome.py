@@ -68,7 +68,8 @@ class ClickLog(NamedTuple):
     kind : np.ndarray [shape=(n,), int8]
         0 beat, 1 accented beat, 2 cue (see :data:`KIND_NAMES`).
     sound : np.ndarray [shape=(n,), int32]
-        Index into :data:`stepsound.cue.sounds.SOUND_KINDS`.
+        Index into :attr:`Metronome.sound_kinds` (:data:`stepsound.cue.sounds.SOUND_KINDS`,
+        then the metronome's spoken phrases).
     target_spm : np.ndarray [shape=(n,), float64]
         Tempo of the grid at that click [steps/min].
     audible : np.ndarray [shape=(n,), bool]
@@ -146,6 +147,18 @@ class Metronome:
         Grid sample of plan time 0 (and the first output sample rendered).
     max_voices, log_capacity, command_capacity : int
         Sizes of the preallocated voice table, click log ring and command queue.
+    phrases : mapping of str to np.ndarray, optional
+        Spoken phrases (name → mono float32 samples at ``sample_rate``, peak
+        about 1), rendered before the stream starts
+        (:func:`stepsound.cue.voice.load_phrases`).  Each becomes a sound that
+        :meth:`trigger_cue` plays by name, at ``cue_level_db``, and that ducks
+        every other sound while it plays.
+    duck_db : float <= 0 [dB]
+        How far the clicks and tone cues are lowered under speech.
+    duck_ramp_s : float >= 0 [seconds]
+        Length of the ramps into and out of the ducking.  The phrase is
+        preceded and followed by this much silence, so the clicks are fully
+        ducked before the first word and restored after the last.
 
     Notes
     -----
@@ -171,6 +184,9 @@ class Metronome:
         max_voices: int = 64,
         log_capacity: int = 8192,
         command_capacity: int = 256,
+        phrases=None,
+        duck_db: float = -12.0,
+        duck_ramp_s: float = 0.03,
     ):
         self.sample_rate = _check_sample_rate(sample_rate)
         if tempo_map is not None and cadence_spm is not None:
@@ -194,15 +210,35 @@ class Metronome:
         self.tempo_map = tempo_map
         self.start_sample = int(start_sample)
 
+        if not (math.isfinite(float(duck_db)) and -60.0 <= float(duck_db) <= 0.0):
+            raise ParameterError(f"duck_db={duck_db!r} must be within -60..0 [dB]")
+        if not (math.isfinite(float(duck_ramp_s)) and 0.0 <= float(duck_ramp_s) <= 0.5):
+            raise ParameterError(f"duck_ramp_s={duck_ramp_s!r} must be within 0..0.5 [seconds]")
+        self.duck_db = float(duck_db)
+        ramp = int(round(float(duck_ramp_s) * self.sample_rate))
+        phrases = dict(phrases or {})
+        for name in phrases:
+            if not isinstance(name, str) or name in SOUND_KINDS:
+                raise ParameterError(f"phrase name {name!r} must be a string other than a sound's name")
+        #: Names of the sounds by id: the built-in sounds, then the spoken phrases.
+        self.sound_kinds = SOUND_KINDS + tuple(phrases)
+        self.phrases = tuple(phrases)
         sounds = [make_sound(kind, self.sample_rate, 0.0) for kind in SOUND_KINDS]
-        width = max(len(s) for s in sounds)
-        bank = np.zeros((len(sounds), width), np.float32)
-        for i, s in enumerate(sounds):
-            bank[i, : len(s)] = s
+        pad = np.zeros(ramp, np.float32)
+        for name, samples in phrases.items():
+            y = np.asarray(samples, np.float32).reshape(-1)
+            if not np.all(np.isfinite(y)):
+                raise ParameterError(f"phrase {name!r} has non-finite samples")
+            sounds.append(np.concatenate([pad, y, pad]))
         self._sound_len = np.array([len(s) for s in sounds], np.int64)
         self._engine = _metronome.ClickEngine(
-            float(self.sample_rate), bank, self._sound_len, max_voices, log_capacity, command_capacity
+            float(self.sample_rate), np.concatenate(sounds).astype(np.float32), self._sound_len,
+            max_voices, log_capacity, command_capacity
         )
+        speech = np.zeros(len(sounds), bool)
+        speech[len(SOUND_KINDS):] = True
+        self._engine.set_ducking(speech, db_to_gain(self.duck_db), ramp)
+        self.duck_ramp_samples = ramp
         self._engine.set_click_sounds(
             SOUND_KINDS.index(self.sound),
             db_to_gain(self.level_db),
@@ -323,17 +359,19 @@ class Metronome:
         Parameters
         ----------
         kind : str
-            Any of :data:`stepsound.cue.sounds.SOUND_KINDS`.
+            Any of :data:`stepsound.cue.sounds.SOUND_KINDS`, or a spoken phrase
+            of this metronome (:attr:`phrases`).
         at_sample : int, optional
             Grid sample at which it should be heard (played ``latency_samples``
             early, never before the next block); default: the next block.
         level_db : float, optional [dBFS]
             Default: ``cue_level_db``.
         """
-        if kind not in SOUND_KINDS:
-            raise ParameterError(f"cue {kind!r} is unknown; choose one of {', '.join(CUE_SOUNDS + CLICK_SOUNDS)}")
+        if kind not in self.sound_kinds:
+            raise ParameterError(f"cue {kind!r} is unknown; choose one of "
+                                 f"{', '.join(CUE_SOUNDS + CLICK_SOUNDS + self.phrases)}")
         lv = self.cue_level_db if level_db is None else _check_level(level_db, "level_db")
-        return self._engine.push_cue(self._at(at_sample), SOUND_KINDS.index(kind), db_to_gain(lv))
+        return self._engine.push_cue(self._at(at_sample), self.sound_kinds.index(kind), db_to_gain(lv))
 
     def set_latency_samples(self, latency_samples: int) -> bool:
         """Change the latency offset (applies to clicks not yet emitted)."""
@@ -400,8 +438,12 @@ class Metronome:
         return (self._engine.position - self.start_sample) / self.sample_rate
 
     def sound_length(self, kind: str) -> int:
-        """Length of a sound [samples]."""
-        return int(self._sound_len[SOUND_KINDS.index(kind)])
+        """Length of a sound or phrase [samples] (a phrase's with its silent lead-in and tail)."""
+        return int(self._sound_len[self.sound_kinds.index(kind)])
+
+    def is_speech(self, sound_id: int) -> bool:
+        """True when sound id ``sound_id`` (e.g. from :attr:`ClickLog.sound`) is a spoken phrase."""
+        return int(sound_id) >= len(SOUND_KINDS)
 
 
 @dataclass
@@ -433,7 +475,7 @@ class MetronomeSettings:
     accent_sound: str | None = None
 
 
-def make_metronome(cues: MetronomeSettings, sample_rate: int, *, latency_samples: int = 0):
+def make_metronome(cues: MetronomeSettings, sample_rate: int, *, latency_samples: int = 0, phrases=None):
     """Build the metronome a plan or cadence asks for.
 
     Parameters
@@ -443,6 +485,8 @@ def make_metronome(cues: MetronomeSettings, sample_rate: int, *, latency_samples
         Output rate [Hz].
     latency_samples : int
         Play every beat this much early (measured output latency) [samples].
+    phrases : dict, optional
+        Spoken phrases (``Metronome(phrases=...)``), played 3 dB over the beat's level.
 
     Returns
     -------
@@ -469,5 +513,6 @@ def make_metronome(cues: MetronomeSettings, sample_rate: int, *, latency_samples
         raise ParameterError(f"--accent-every={accent_every} must be >= 0")
     m = Metronome(sample_rate, tempo_map=tempo_map, sound=sound or "woodblock",
                   level_db=-6.0 if level_db is None else level_db, accent_every=accent_every or 0,
-                  accent_sound=cues.accent_sound, latency_samples=latency_samples)
+                  accent_sound=cues.accent_sound, latency_samples=latency_samples, phrases=phrases,
+                  cue_level_db=min((-6.0 if level_db is None else level_db) + 3.0, -1.0) if phrases else -6.0)
     return m, tempo_map.duration_s, label

@@ -12,7 +12,7 @@ import contextlib
 import csv
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from stepsound.cue.metronome import KIND_NAMES, Metronome, MetronomeSettings, ma
 from stepsound.units import format_duration
 
 __all__ = ["RenderResult", "RenderSettings", "render_cue_track", "render_track", "StreamResampler", "MusicReader",
-           "FORMATS"]
+           "FORMATS", "announcements"]
 
 #: Output file extension -> (libsndfile format, default subtype).
 FORMATS = {
@@ -36,6 +36,56 @@ FORMATS = {
 #: Longest track rendered (catches typos such as "45h").
 MAX_DURATION_S = 24 * 3600.0
 DEFAULT_BLOCK_SIZE = 65536
+#: A spoken form reminder in a cue track every this long [seconds] (none within 30 s of an announcement).
+REMINDER_EVERY_S = 300.0
+
+
+def announcements(tempo_map, duration_s: float) -> list[tuple[float, str, str]]:
+    """What a cue track with a voice says, and when.
+
+    Each new audible target is announced where it starts ("170 steps per
+    minute", or "building to 175 steps per minute" at the start of a ramp);
+    every :data:`REMINDER_EVERY_S` a form reminder (quick light steps; land
+    under your hips with a soft, bent knee; alternately) unless an
+    announcement is within 30 s.  Silent plan segments are not spoken over.
+
+    Parameters
+    ----------
+    tempo_map : stepsound.coach.plans.TempoMap
+    duration_s : float [seconds]
+        Length of the track.
+
+    Returns
+    -------
+    list of (time_s, key, text)
+        In time order; ``key`` names the phrase (:func:`stepsound.cue.voice.phrase_name`).
+    """
+    from stepsound.cue.voice import REMINDERS
+
+    said: list[tuple[float, str, str]] = []
+    last_spm = None
+    for span in tempo_map.spans:
+        if span.start_s >= duration_s:
+            break
+        if not span.audible:
+            last_spm = None
+            continue
+        spm = int(round(span.end_spm))
+        if abs(span.end_spm - span.start_spm) >= 1.0:
+            said.append((span.start_s, f"ramp_{spm}", f"building to {spm} steps per minute"))
+        elif last_spm is None or abs(span.end_spm - last_spm) >= 1.0:
+            said.append((span.start_s, f"tempo_{spm}", f"{spm} steps per minute"))
+        last_spm = span.end_spm
+    reminders = ("quick_light", "under_hips")
+    n = 0
+    t = REMINDER_EVERY_S
+    while t < duration_s - 5.0:
+        if not any(abs(t - a) < 30.0 for a, _, _ in said) and tempo_map.target_at(t)[1]:
+            key = reminders[n % len(reminders)]
+            said.append((t, key, REMINDERS[key]))
+            n += 1
+        t += REMINDER_EVERY_S
+    return sorted(said)
 
 
 def sidecar_path(output: Path) -> Path:
@@ -217,6 +267,7 @@ class RenderResult:
     n_audible: int
     clipped_samples: int
     elapsed_s: float
+    spoken: list = field(default_factory=list)   # (time_s, phrase key) said, with a voice
 
     @property
     def speed(self) -> float:
@@ -252,6 +303,7 @@ def render_track(
     clicks_csv: bool = True,
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress=None,
+    spoken=(),
 ) -> RenderResult:
     """Render ``duration_s`` of ``metronome`` (over ``music``) into an audio file, streaming.
 
@@ -271,6 +323,10 @@ def render_track(
     block_size : int [frames]
     progress : callable, optional
         ``progress(done_s, total_s)`` after each block.
+    spoken : sequence of (int, str)
+        ``(sample, phrase)``: spoken phrases of ``metronome`` (``Metronome(phrases=...)``)
+        to start at these samples (the clicks duck under them).  Queued block
+        by block, just before the block they start in.
 
     Returns
     -------
@@ -305,6 +361,8 @@ def render_track(
     pos = 0
     t0 = time.perf_counter()
     buf = np.zeros((min(block_size, max(n_total, 1)), channels), np.float32)
+    spoken = sorted((int(at), str(name)) for at, name in spoken)
+    next_spoken = 0
     try:
         with contextlib.ExitStack() as outputs:
             tmp_out = outputs.enter_context(atomic_path(output))
@@ -325,6 +383,10 @@ def render_track(
                         music.read_into(view)
                     else:
                         view.fill(0.0)
+                    while next_spoken < len(spoken) and spoken[next_spoken][0] < pos + n:
+                        at, name = spoken[next_spoken]
+                        metronome.trigger_cue(name, at_sample=max(at, pos))
+                        next_spoken += 1
                     metronome.render_into(view, pos, add=True)
                     if music is not None:
                         over = np.count_nonzero(np.abs(view) > 1.0)
@@ -391,6 +453,11 @@ class RenderSettings:
         libsndfile subtype (e.g. PCM_24, FLOAT).
     clicks_csv : bool
         Write the ``<output>.clicks.csv`` sidecar.
+    voice : bool
+        Speak each new target and a form reminder every 5 minutes
+        (:func:`announcements`); the clicks duck under the speech.
+    voice_name : str
+        Speech engine voice (e.g. ``"en-us"``).
     """
 
     output: str | Path
@@ -402,6 +469,8 @@ class RenderSettings:
     music_db: float = -6.0
     subtype: str | None = None
     clicks_csv: bool = True
+    voice: bool = False
+    voice_name: str = "en-us"
 
 
 def render_cue_track(settings: RenderSettings, say=None) -> tuple[RenderResult, str]:
@@ -416,7 +485,8 @@ def render_cue_track(settings: RenderSettings, say=None) -> tuple[RenderResult, 
     Returns
     -------
     (RenderResult, str)
-        What was written, and what it plays ("plan fade", "170 spm").
+        What was written (``spoken``: the phrases said, ``(time_s, key)``), and
+        what it plays ("plan fade", "170 spm").
     """
     output = Path(settings.output)
     _output_format(output, settings.subtype)  # usage errors before any work
@@ -452,11 +522,26 @@ def render_cue_track(settings: RenderSettings, say=None) -> tuple[RenderResult, 
                 duration_s = music.duration_s
             else:
                 raise ParameterError("give --duration (e.g. --duration 45min) with --spm")
+        spoken, said = [], []
+        if settings.voice:
+            from stepsound.cue.voice import load_phrases, phrase_name
+
+            said = announcements(m.tempo_map, duration_s)
+            phrases, note = load_phrases({phrase_name(k): text for _, k, text in said}, sample_rate,
+                                         voice=settings.voice_name)
+            if note:
+                said = []
+                if say is not None:
+                    say(f"{note}; the track has no speech")
+            else:
+                m, _, _ = make_metronome(settings.cues, sample_rate, phrases=phrases)
+                spoken = [(int(round(t * sample_rate)), phrase_name(k)) for t, k, _ in said]
         if music is not None and music.duration_s + 0.5 < duration_s and say is not None:
             say(f"note: the music ({format_duration(music.duration_s)}) ends before the track"
                 f" ({format_duration(duration_s)}); clicks continue alone")
         result = render_track(output, m, duration_s, channels=channels, music=music, subtype=settings.subtype,
-                              clicks_csv=settings.clicks_csv)
+                              clicks_csv=settings.clicks_csv, spoken=spoken)
+        result.spoken = [(t, k) for t, k, _ in said]
     finally:
         if music is not None:
             music.close()

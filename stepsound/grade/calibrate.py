@@ -165,6 +165,9 @@ class LiveCalibration:
         self.settle_samples = int(round(settle_s * self.sample_rate))
         self.timeout_samples = int(round(timeout_s * self.sample_rate))
         self.steps: dict[str, list[Step]] = {"heel": [], "forefoot": []}
+        #: Keys of the spoken instructions due (``cal_heel``, ``cal_forefoot``, ``cal_done``;
+        #: :data:`stepsound.cue.voice.CALIBRATION_PHRASES`), for the caller to take and play.
+        self.spoken: list[str] = []
         self.phase = "heel"
         self._phase_start = 0
         self._last_step = 0
@@ -189,6 +192,7 @@ class LiveCalibration:
         if not self._started:
             self._started = True
             msgs.append(self._prompt())
+            self.spoken.append("cal_heel")
         if self.done:
             return msgs
         for ev in self.engine.process(block):
@@ -209,9 +213,11 @@ class LiveCalibration:
                     self._phase_start = ev.detect_sample
                     self._last_step = ev.detect_sample
                     msgs.append(self._prompt())
+                    self.spoken.append("cal_forefoot")
                 else:
                     self.phase = "done"
                     msgs.append("Done: you can stop running.")
+                    self.spoken.append("cal_done")
         now = self.engine.sample_index
         quiet_from = max(self._last_step, self._phase_start)
         if not self.done and now - quiet_from > self.timeout_samples + self.settle_samples:
@@ -230,7 +236,8 @@ class _InputRing:
     and counted in :attr:`lost_samples`.
     """
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, metronome=None):
+        self.metronome = metronome
         self.capacity = int(capacity)
         self.buf = np.zeros(self.capacity, dtype=np.float32)
         self.written = 0
@@ -238,6 +245,10 @@ class _InputRing:
         self.lost_samples = 0
 
     def callback(self, indata, outdata, frames, time_info, status):
+        if self.metronome is not None:      # spoken instructions (nothing else is played)
+            self.metronome.render_into(outdata[:, 0])
+            if outdata.shape[1] > 1:
+                outdata[:, 1:] = outdata[:, :1]
         n = frames
         pos = self.written % self.capacity
         first = min(n, self.capacity - pos)
@@ -262,8 +273,22 @@ class _InputRing:
         return out
 
 
+def _calibration_voice(voice_name: str, sample_rate: int, say):
+    """A metronome holding the spoken instructions (only a chime when there is no speech engine)."""
+    from stepsound.cue.metronome import Metronome
+    from stepsound.cue.voice import CALIBRATION_PHRASES, load_phrases, phrase_name
+
+    phrases, note = load_phrases({phrase_name(k): t for k, t in CALIBRATION_PHRASES.items()}, int(sample_rate),
+                                 voice=voice_name)
+    if note:
+        say(f"note: {note}; each instruction is a chime, read it on the screen")
+        return Metronome(int(sample_rate))          # the chime of the "on target" cue marks each instruction
+    return Metronome(int(sample_rate), phrases=phrases, cue_level_db=-3.0)
+
+
 def live_calibration_steps(*, input_device=None, sample_rate: int | None = None, steps: int = 20,
-                           settle_s: float = 5.0, timeout_s: float = 30.0, say=print) -> tuple[dict, int]:
+                           settle_s: float = 5.0, timeout_s: float = 30.0, say=print, voice: bool = False,
+                           voice_name: str = "en-us", output_device=None) -> tuple[dict, int]:
     """Guide a runner through a live calibration and collect their steps.
 
     Parameters
@@ -280,6 +305,15 @@ def live_calibration_steps(*, input_device=None, sample_rate: int | None = None,
         Give up after this long without a step [s].
     say : callable
         Receives each instruction and warning, one line at a time.
+    voice : bool
+        Also speak the instructions ("run with heel landings now", "now land on
+        the ball of your foot", "done") through ``output_device``, from a duplex
+        stream; the settle time then covers the phrase, so the runner's own
+        speaker is never counted as a step.  Without a speech engine: a chime.
+    voice_name : str
+        Speech engine voice.
+    output_device : int, str or None
+        Speaker or headphones for ``voice`` (None: the system's).
 
     Returns
     -------
@@ -291,10 +325,26 @@ def live_calibration_steps(*, input_device=None, sample_rate: int | None = None,
     if sample_rate is None:
         in_dev = device.resolve_device(input_device, "input")
         sample_rate = device.default_sample_rate(in_dev, "input")
-    ring = _InputRing(int(sample_rate) * 20)
-    stream = device.open_stream(ring.callback, sample_rate=sample_rate, output_channels=0, input_channels=1,
-                                device=input_device, latency="high")
+    speaker = _calibration_voice(voice_name, sample_rate, say) if voice else None   # before the stream starts
+    ring = _InputRing(int(sample_rate) * 20, speaker)
+    if speaker is None:
+        stream = device.open_stream(ring.callback, sample_rate=sample_rate, output_channels=0, input_channels=1,
+                                    device=input_device, latency="high")
+    else:
+        from stepsound.echo.roundtrip import device_pair
+
+        longest = max((speaker.sound_length(k) for k in speaker.phrases), default=0)
+        settle_s = max(settle_s, longest / sample_rate + 1.0)
+        stream = device.open_stream(ring.callback, sample_rate=sample_rate, output_channels=1, input_channels=1,
+                                    device=device_pair((input_device, output_device)), latency="high")
     routine = LiveCalibration(stream.sample_rate, steps_per_class=steps, settle_s=settle_s, timeout_s=timeout_s)
+
+    def speak():
+        if speaker is not None:
+            for key in routine.spoken:
+                name = f"say:{key}"
+                speaker.trigger_cue(name if name in speaker.phrases else "on_target")
+        routine.spoken.clear()
     last_audio = time.monotonic()
     with stream:
         while not routine.done:
@@ -303,12 +353,16 @@ def live_calibration_steps(*, input_device=None, sample_rate: int | None = None,
                 last_audio = time.monotonic()
                 for msg in routine.feed(block):
                     say(msg)
+                speak()
             elif time.monotonic() - last_audio > 5.0:
                 raise AudioDeviceError("the input device delivers no audio (device lost or muted?)")
             else:
                 for msg in routine.feed(block):
                     say(msg)
+                speak()
                 time.sleep(0.02)
+        if speaker is not None and "say:cal_done" in speaker.phrases:
+            time.sleep(speaker.sound_length("say:cal_done") / stream.sample_rate + 0.3)   # let "done" be heard
     if ring.lost_samples:
         say(f"warning: {ring.lost_samples / stream.sample_rate:.1f} s of audio were lost (machine too busy)")
     if stream.stats.xruns:

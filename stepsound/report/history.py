@@ -1,10 +1,7 @@
 """Past sessions from the database: history with trends, and one session's report."""
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import html
-import io
 import json
 import os
 
@@ -12,7 +9,6 @@ import numpy as np
 
 from stepsound.atomic import output_file
 from stepsound.errors import ParameterError, StepsoundError
-from stepsound.report.plot import save_figure
 from stepsound.store import SessionStore, default_db_path
 
 
@@ -65,9 +61,22 @@ def history_rows(db: str | None = None, limit: int = 30) -> list[dict]:
         return []        # no database yet: nothing to list, and nothing created
     store = SessionStore(db)
     try:
-        return store.sessions(limit)
+        rows = store.sessions(limit)
     finally:
         store.close()
+    for r in rows:
+        r["heel_share"] = _heel_share(r.get("summary_json"))
+    return rows
+
+
+def _heel_share(summary_json) -> float | None:
+    """Share of heel-first landings among the labelled ones of a stored summary (None without a profile)."""
+    try:
+        counts = json.loads(summary_json).get("strike_counts") if summary_json else None
+        heel, fore = int(counts["heel"]), int(counts["forefoot"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return heel / (heel + fore) if heel + fore else None
 
 
 def history_trends(rows: list[dict]) -> dict:
@@ -79,63 +88,6 @@ def history_trends(rows: list[dict]) -> dict:
 
 
 # -- report ------------------------------------------------------------------------------
-
-def _figure(doc: dict):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [s for s in doc["steps"] if not s.get("extra")]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
-    ts = [s["time_s"] for s in steps if s.get("cadence_spm") is not None]
-    ax1.plot(ts, [s["cadence_spm"] for s in steps if s.get("cadence_spm") is not None], ".", color="0.6", ms=3,
-             label="per step")
-    ax1.plot([c["time_s"] for c in doc["cadence"]],
-             [np.nan if c["spm"] is None else c["spm"] for c in doc["cadence"]], "-", color="tab:blue", lw=1.8,
-             label="displayed (smoothed)")
-    tgt = [(c["time_s"], c["target_spm"]) for c in doc["cues"] if c.get("target_spm") is not None]
-    if tgt:
-        end = doc.get("duration_s") or tgt[-1][0]
-        tx = [t for t, _ in tgt] + [end]
-        ty = [v for _, v in tgt] + [tgt[-1][1]]
-        ax1.step(tx, ty, where="post", color="tab:orange", lw=1.2, ls="--", label="target")
-    on_since = None
-    for c in doc["cues"]:
-        if c["kind"] == "metronome_on":
-            on_since = c["time_s"]
-        elif c["kind"] == "metronome_off" and on_since is not None:
-            ax1.axvspan(on_since, c["time_s"], color="tab:orange", alpha=0.08, lw=0)
-            on_since = None
-        if c["kind"] in ("speed_up", "slow_down", "on_target", "land_softer", "baseline"):
-            colour = {"land_softer": "tab:red", "baseline": "0.5"}.get(c["kind"], "tab:purple")
-            ax1.axvline(c["time_s"], color=colour, lw=0.8, alpha=0.7)
-            ax1.annotate(c["kind"].replace("_", " "), (c["time_s"], 1.0), xycoords=("data", "axes fraction"),
-                         xytext=(2, -10), textcoords="offset points", fontsize=8, color=colour, rotation=90,
-                         va="top")
-    if on_since is not None:
-        ax1.axvspan(on_since, doc.get("duration_s") or on_since, color="tab:orange", alpha=0.08, lw=0,
-                    label="metronome on")
-    ax1.set_ylabel("cadence [steps/min]")
-    ax1.legend(loc="lower right", fontsize=8)
-    ax1.grid(alpha=0.3)
-    ax1.set_title(f"session {doc['session']['id']} — {format_when(doc['session']['started_at'])} — "
-                  f"{os.path.basename(str(doc['file']))}")
-    normal = [(s["time_s"], s["impact_db"]) for s in steps if not s.get("heavy") and s.get("impact_db") is not None]
-    heavy = [(s["time_s"], s["impact_db"]) for s in steps if s.get("heavy") and s.get("impact_db") is not None]
-    if normal:
-        ax2.plot(*zip(*normal), "o", ms=3, color="tab:green", label="step")
-    if heavy:
-        ax2.plot(*zip(*heavy), "v", ms=6, color="tab:red", label="heavy")
-    ax2.axhline(0, color="0.4", lw=0.8)
-    ax2.set_ylabel("impact [dB re own baseline]")
-    ax2.set_xlabel("time [s]")
-    ax2.grid(alpha=0.3)
-    if normal or heavy:
-        ax2.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    return fig, plt
-
 
 def load_session(session, db: str | None = None) -> dict:
     """One stored session's document (summary, steps, cadence, cues).
@@ -168,38 +120,25 @@ REPORT_FORMATS = (".png", ".html", ".htm", ".pdf", ".svg")
 
 
 def write_report(doc: dict, path: str) -> None:
-    """Write one session's report (PNG, SVG, PDF or a self-contained HTML page), atomically."""
+    """Write one session's report (PNG, SVG, PDF or a self-contained HTML page), atomically.
+
+    The figure is :func:`stepsound.report.session.session_figure`, the page
+    :func:`stepsound.report.session.session_html`.
+    """
+    from stepsound.atomic import atomic_path
+    from stepsound.report.session import session_figure, session_html
+
     ext = os.path.splitext(path)[1].lower()
     if ext not in REPORT_FORMATS:
         raise ParameterError(f"{path}: the report must be .png, .svg, .pdf or .html")
-    fig, plt = _figure(doc)
     if ext in (".html", ".htm"):
-        try:
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=110)
-        finally:
-            plt.close(fig)
-        _write_html(path, doc, base64.b64encode(buf.getvalue()).decode())
-    else:
-        save_figure(fig, path)
-
-
-def _write_html(path: str, doc: dict, png_b64: str) -> None:
-    s = doc["summary"]
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v))}</td></tr>"
-                   for k, v in s.items())
-    cues = "".join(f"<tr><td>{c['time_s']:.1f}</td><td>{html.escape(c['kind'])}</td>"
-                   f"<td>{'' if c['target_spm'] is None else round(c['target_spm'], 1)}</td></tr>"
-                   for c in doc["cues"])
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>stepsound session {doc['session']['id']}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:2px 10px;text-align:left}}</style>
-</head><body><h1>Session {doc['session']['id']}</h1>
-<p>{html.escape(format_when(doc['session']['started_at']))} — {html.escape(str(doc['file']))} — status
-{html.escape(str(doc['session']['status']))}. Coaching feedback, not a diagnosis: landing loudness is compared
-with this runner's own baseline only.</p>
-<img alt="cadence and landings" src="data:image/png;base64,{png_b64}" style="width:100%">
-<h2>Summary</h2><table>{rows}</table>
-<h2>Cues</h2><table><tr><th>time [s]</th><th>cue</th><th>target [steps/min]</th></tr>{cues}</table>
-</body></html>"""
-    with output_file(path) as fh:
-        fh.write(page)
+        page = session_html(doc)
+        with output_file(path) as fh:
+            fh.write(page)
+        return
+    fig = session_figure(doc)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext[1:])
+    except OSError as exc:
+        raise StepsoundError(f"{path}: cannot write the report ({exc.strerror or exc})") from None

@@ -47,6 +47,18 @@ REF_EARLY_S = 0.003
 PROBE_SWEEP_S = 0.35
 
 
+def session_phrases(strike_goal: str | None = None) -> dict:
+    """The phrases a coaching session may speak (metronome sound name → text).
+
+    The coaching cues and the form reminders; the ball-of-the-foot reminder
+    only for a runner whose goal is a forefoot landing.
+    """
+    from stepsound.cue.voice import CUE_PHRASES, REMINDERS, phrase_name
+
+    keys = list(CUE_PHRASES) + [k for k in REMINDERS if k != "ball_of_foot" or strike_goal == "forefoot"]
+    return {phrase_name(k): {**CUE_PHRASES, **REMINDERS}[k] for k in keys}
+
+
 class SessionCore:
     """The audio path of a session: metronome out, detector in.
 
@@ -76,6 +88,13 @@ class SessionCore:
         echo path of *this* stream from them (``echo_tracker.probe_result``).
     max_block : int [samples]
         Largest block :meth:`audio_block` will be given.
+    phrases : dict of str to np.ndarray, optional
+        Spoken phrases for the metronome (:func:`stepsound.cue.voice.load_phrases`
+        with :func:`session_phrases`): the coach then speaks its cues and form
+        reminders (:class:`stepsound.coach.speech.Speaker`) and the metronome
+        ducks under the speech.  None: tone cues.
+    strike_goal : {"forefoot"} or None
+        The runner's landing goal (with phrases: the ball-of-the-foot reminder).
 
     Notes
     -----
@@ -86,12 +105,23 @@ class SessionCore:
 
     def __init__(self, sample_rate: int, coach_config: CoachConfig, *, grader=None, sound: str = "woodblock",
                  level_db: float = -6.0, leak_ref_delay: int | None = None, echo_response=None,
-                 echo_cancel: bool = False, probe_db: float | None = None, max_block: int = 8192):
+                 echo_cancel: bool = False, probe_db: float | None = None, max_block: int = 8192,
+                 phrases: dict | None = None, strike_goal: str | None = None):
         self.sample_rate = int(sample_rate)
         self.grader = grader if grader is not None else LandingGrader()
         self.engine = Engine(self.sample_rate, grader=self.grader, onset_filter=self._own_residue)
-        self.metronome = Metronome(self.sample_rate, sound=sound, level_db=level_db, accent_every=0)
-        self.coach = Coach(coach_config, self.sample_rate, self.metronome, self.grader)
+        # speech a little above the clicks' peak level: its energy is spread over time, a click's is not
+        self.metronome = Metronome(self.sample_rate, sound=sound, level_db=level_db, accent_every=0,
+                                   cue_level_db=min(level_db + 3.0, -1.0) if phrases else -6.0, phrases=phrases)
+        self.speaker = None
+        #: What was done to get the phrases (set by the session driver), for the summary.
+        self.voice_info: dict | None = None
+        if phrases:
+            from stepsound.coach.speech import Speaker
+
+            self.speaker = Speaker(self.metronome, self.sample_rate, strike_goal=strike_goal,
+                                   band_pct=coach_config.band_pct)
+        self.coach = Coach(coach_config, self.sample_rate, self.metronome, self.grader, speaker=self.speaker)
         self.events = SpscQueue()
         self.sample = 0
         self.leak_ref_delay = leak_ref_delay
@@ -336,6 +366,7 @@ class SessionLog:
             "final_target_spm": None if coach.target_spm is None else round(coach.target_spm, 2),
             "cues_given": sum(1 for c in coach.cues if c.kind in ("speed_up", "slow_down", "on_target", "land_softer")),
             "clicks_played": len(self.clicks),
+            "band_pct": coach.config.band_pct,
         })
         summary.update(extra)
         return {

@@ -40,6 +40,22 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+_STRIKE_WORD = {"heel": "heel", "forefoot": "fore", "uncertain": "?"}
+
+
+def step_label(step: dict) -> str:
+    """One step for the display: side, heel/forefoot (with a profile), loudness, ``HEAVY``."""
+    parts = [{"L": "left", "R": "right"}.get(step.get("side"), "?")]
+    if step.get("strike"):
+        parts.append(_STRIKE_WORD.get(step["strike"], step["strike"]))
+    impact = step.get("impact_db")
+    if impact is not None:
+        parts.append(f"{impact:+.0f} dB")
+    if step.get("heavy"):
+        parts.append("HEAVY")
+    return " ".join(parts)
+
+
 def status_line(st: dict) -> str:
     """One-line summary of a session status (plain display, logs)."""
     cad = "--" if st.get("cadence_spm") is None else f"{st['cadence_spm']:.0f}"
@@ -49,6 +65,8 @@ def status_line(st: dict) -> str:
     parts.append(st.get("phase", ""))
     if st.get("heavy_share") is not None:
         parts.append(f"heavy {100 * st['heavy_share']:.0f}%")
+    if st.get("heel_share") is not None:
+        parts.append(f"heel-first {100 * st['heel_share']:.0f}%")
     parts.append(f"steps {st.get('steps', 0)}")
     if st.get("xruns"):
         parts.append(f"xruns {st['xruns']}")
@@ -120,6 +138,9 @@ class LiveDisplay:
             info.add_row("trend", f"{arrow} {trend:+.1f} spm / 30 s")
         hs = st.get("heavy_share")
         info.add_row("heavy landings", "—" if hs is None else f"{100 * hs:.0f}% of last 50")
+        if st.get("heel_share") is not None:
+            info.add_row("heel / forefoot", f"{100 * st['heel_share']:.0f}% heel-first, "
+                                            f"{100 - 100 * st['heel_share']:.0f}% forefoot (last 50)")
         info.add_row("metronome", "on" if st.get("metronome_on") else "off")
         info.add_row("last cue", st.get("last_cue") or "—")
         info.add_row("elapsed", _fmt_time(st.get("elapsed_s", 0)))
@@ -127,8 +148,7 @@ class LiveDisplay:
         info.add_row("xruns", str(st.get("xruns", 0)))
         last = st.get("last_steps") or []
         if last:
-            info.add_row("last steps", "  ".join(
-                f"{s.get('side') or '?'}{'!' if s.get('heavy') else ''}{s.get('impact_db', 0):+.0f}dB" for s in last))
+            info.add_row("last steps", "  ".join(step_label(s) for s in last))
         grid = Table.grid(padding=(0, 4))
         grid.add_row(big, info)
         return Panel(grid, title="stepsound", subtitle="Ctrl-C to stop", border_style=colour)

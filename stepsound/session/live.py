@@ -76,6 +76,13 @@ class SessionSettings:
         ``"auto"`` (terminal panel when the terminal can show one) or ``"none"``.
     quiet : bool
         No progress notes (warnings are still given).
+    voice : bool
+        Speak the coaching cues and form reminders (offline text-to-speech,
+        :mod:`stepsound.cue.voice`); tone cues when no speech engine is installed.
+    voice_name : str
+        Speech engine voice (e.g. ``"en-us"``).
+    strike_goal : {"forefoot"} or None
+        The runner's landing goal (with ``voice``: the ball-of-the-foot reminder).
     """
 
     coach: CoachConfig = field(default_factory=CoachConfig)
@@ -98,6 +105,9 @@ class SessionSettings:
     duration_s: float | None = None
     display: str = "auto"
     quiet: bool = False
+    voice: bool = False
+    voice_name: str = "en-us"
+    strike_goal: str | None = None
 
     def validate(self) -> None:
         """Refuse contradictory or impossible settings (ParameterError) before anything starts."""
@@ -114,6 +124,11 @@ class SessionSettings:
         if not (math.isfinite(self.volume_db) and self.volume_db <= 0):
             raise ParameterError(f"--volume={self.volume_db} must be <= 0 dBFS")
         self.coach.validate()
+        if self.strike_goal not in (None, "forefoot"):
+            raise ParameterError(f"--strike-goal {self.strike_goal!r}: the goal can only be 'forefoot'")
+        if self.strike_goal and not self.profile:
+            raise ParameterError("--strike-goal needs --profile: heel and forefoot landings are told apart only "
+                                 "after `stepsound calibrate`")
         if self.json and self.json != "-":
             # found out now, not after a long session
             folder = os.path.dirname(os.path.abspath(self.json))
@@ -247,7 +262,10 @@ def _run_replay(s: SessionSettings, store, say) -> SessionResult:
 
     source = FileSource(s.input_file, block_size=s.block_size or 1024)
     rate = source.info.sample_rate
-    core = SessionCore(rate, s.coach, grader=_grader(s), sound=s.sound, level_db=s.volume_db)
+    phrases, voice_info = _phrases(s, rate, say)
+    core = SessionCore(rate, s.coach, grader=_grader(s), sound=s.sound, level_db=s.volume_db, phrases=phrases,
+                       strike_goal=s.strike_goal)
+    core.voice_info = voice_info
     player = None if s.fast else PacedPlayer(rate, s.output_device, s.latency)
     return _drive(s, store, core, source, player, say)
 
@@ -397,7 +415,8 @@ def _finish(s: SessionSettings, store, log: SessionLog, core: SessionCore, outco
     """Save everything (database, JSON); the result for the caller to report."""
     log.pump()
     extra = dict(extra or {})
-    extra.update({"status": outcome.status, "events_dropped": core.events.dropped})
+    extra.update({"status": outcome.status, "events_dropped": core.events.dropped,
+                  "voice": core.voice_info})
     try:
         log.flush(force=True)
     except StoreError as exc:
@@ -421,6 +440,32 @@ def _finish(s: SessionSettings, store, log: SessionLog, core: SessionCore, outco
                          session_id=log.session_id, duration_s=duration_s, wall_s=wall_s, xruns=xruns)
 
 
+def _phrases(s: SessionSettings, sample_rate: int, say):
+    """The session's spoken phrases, rendered (or taken from the cache) before any audio starts.
+
+    Returns
+    -------
+    (dict or None, dict or None)
+        Phrases for :class:`SessionCore` (None: tone cues), and what was done
+        for the session's summary (``engine``, ``phrases``, ``rendered``,
+        ``cached``, ``render_s``; ``note`` when the cues fell back to tones).
+    """
+    if not s.voice:
+        return None, None
+    from stepsound.cue.voice import RenderStats, find_engine, load_phrases
+    from stepsound.session.core import session_phrases
+
+    stats = RenderStats()
+    engine = find_engine()
+    phrases, note = load_phrases(session_phrases(s.strike_goal), sample_rate, voice=s.voice_name, engine=engine,
+                                 stats=stats)
+    if note:
+        say(f"{note}; the cues are tones")
+    return phrases, {"engine": engine.version if engine else None, "phrases": len(phrases or ()),
+                     "rendered": stats.rendered, "cached": stats.cached, "render_s": round(stats.seconds, 3),
+                     **({"note": note} if note else {})}
+
+
 def _display(s: SessionSettings):
     from stepsound.session.display import LiveDisplay
 
@@ -437,9 +482,12 @@ def _run_live(s: SessionSettings, store, say) -> SessionResult:
     sample_rate = s.sample_rate or device.default_sample_rate(s.input_device, "input")
     leak_delay, response = _leak_delay(s, store, sample_rate, say)
     probe = s.echo_cancel and s.round_trip_ms is None
+    phrases, voice_info = _phrases(s, sample_rate, say)     # rendered before the stream starts
     core = SessionCore(sample_rate, s.coach, grader=_grader(s), sound=s.sound,
                        level_db=s.volume_db, leak_ref_delay=leak_delay, echo_cancel=s.echo_cancel,
-                       echo_response=response, probe_db=min(s.volume_db, -12.0) - 6.0 if probe else None)
+                       echo_response=response, probe_db=min(s.volume_db, -12.0) - 6.0 if probe else None,
+                       phrases=phrases, strike_goal=s.strike_goal)
+    core.voice_info = voice_info
     if probe and not s.quiet:
         say("measuring the round trip with three rising tones at the start (keep running)")
     rec = _Writer(s.record, sample_rate) if s.record else None
