@@ -156,6 +156,30 @@ def _figure(doc: dict):
     return fig, plt
 
 
+def session_figure(doc: dict, fmt: str = "png", *, dpi: int = 110) -> bytes:
+    """The report figure of one session, as image bytes (for ``stepsound serve`` and other callers).
+
+    Parameters
+    ----------
+    doc : dict
+        A session as :meth:`stepsound.store.SessionStore.load` returns it.
+    fmt : {"png", "svg"}
+    dpi : int
+        Resolution of a PNG [dots per inch].
+
+    Returns
+    -------
+    bytes
+    """
+    fig, plt = _figure(doc)
+    try:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
 def run_report(args) -> int:
     store = SessionStore(args.db, create=False)
     try:
