@@ -204,7 +204,7 @@ def test_metronome_command_plays_and_ends(virtual_audio, capsys):
 
 @pytest.mark.audio
 def test_metronome_command_ctrl_c_stops_cleanly(virtual_audio, capsys, monkeypatch):
-    from stepsound.cli.main import metronome as metronome_cli
+    from stepsound.cue import live as metronome_live
 
     calls = {"n": 0}
     real_sleep = time.sleep
@@ -215,7 +215,7 @@ def test_metronome_command_ctrl_c_stops_cleanly(virtual_audio, capsys, monkeypat
             raise KeyboardInterrupt
         real_sleep(s)
 
-    monkeypatch.setattr(metronome_cli.time, "sleep", sleep)
+    monkeypatch.setattr(metronome_live.time, "sleep", sleep)
     rc = main(["metronome", "--plan", "plus5", "--baseline-spm", "160", "--device", virtual_audio.device,
                "--sample-rate", str(virtual_audio.sample_rate)])
     err = capsys.readouterr().err

@@ -15,10 +15,9 @@ silence plus a count -- nothing is printed or raised on the audio thread.
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from stepsound.errors import AudioDeviceError, ParameterError
 
@@ -32,8 +31,6 @@ __all__ = [
     "resolve_device",
     "default_sample_rate",
     "open_stream",
-    "add_arguments",
-    "run",
 ]
 
 
@@ -526,30 +523,3 @@ def open_stream(
     except (sd.PortAudioError, ValueError) as exc:
         raise AudioDeviceError(f"cannot open the audio stream at sample_rate={sample_rate}: {exc}") from None
     return AudioStream(stream, stats, sample_rate, input_channels, output_channels)
-
-
-# ------------------------------------------------------------------------ `stepsound devices`
-
-
-def add_arguments(parser) -> None:
-    """Arguments of ``stepsound devices``."""
-    parser.add_argument("--json", action="store_true", help="print the device list as JSON")
-
-
-def run(args) -> int:
-    """List audio devices (``stepsound devices``)."""
-    devices = list_devices()
-    if args.json:
-        print(json.dumps([asdict(d) for d in devices], indent=2))
-        return 0
-    if not devices:
-        print("no audio devices found (is an audio server running?)", file=sys.stderr)
-        return 0
-    for d in devices:
-        mark = (">" if d.default_output else " ") + ("<" if d.default_input else " ")
-        print(
-            f"{mark} {d.index:3d}  {d.name}  ({d.hostapi}; in {d.max_input_channels}, out"
-            f" {d.max_output_channels}; {d.default_sample_rate:g} Hz)"
-        )
-    print("(> default output, < default input)", file=sys.stderr)
-    return 0

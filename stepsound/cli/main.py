@@ -21,16 +21,16 @@ from stepsound.errors import ParameterError, StepsoundError
 #: (subcommand, module, one-line help).  Modules are imported lazily so that
 #: ``stepsound analyze`` never pays for sounddevice or matplotlib.
 SUBCOMMANDS: list[tuple[str, str, str]] = [
-    ("analyze", "stepsound.analyze", "detect steps and cadence in recordings (offline)"),
+    ("analyze", "stepsound.cli.analyze", "detect steps and cadence in recordings (offline)"),
     ("metronome", "stepsound.cli.metronome", "play a cadence or a plan live through an audio device"),
-    ("render", "stepsound.cue.render", "write a cue track (WAV/FLAC/OGG/MP3) of a cadence or a plan"),
-    ("plans", "stepsound.coach.plans", "list the built-in cadence plans, or show one"),
-    ("devices", "stepsound.audio.device", "list audio devices"),
-    ("run", "stepsound.session.core", "live coaching session: listen, coach, cue (or replay a recording)"),
-    ("calibrate-latency", "stepsound.echo.roundtrip:calibrate_latency_command",
+    ("render", "stepsound.cli.render", "write a cue track (WAV/FLAC/OGG/MP3) of a cadence or a plan"),
+    ("plans", "stepsound.cli.plans", "list the built-in cadence plans, or show one"),
+    ("devices", "stepsound.cli.devices", "list audio devices"),
+    ("run", "stepsound.cli.run", "live coaching session: listen, coach, cue (or replay a recording)"),
+    ("calibrate-latency", "stepsound.cli.latency",
      "measure the speaker → microphone round trip (so the session never hears itself)"),
-    ("history", "stepsound.report.history:history_command", "list past sessions with trends"),
-    ("report", "stepsound.report.history:report_command", "plot one session (PNG/SVG/PDF/HTML)"),
+    ("history", "stepsound.cli.history", "list past sessions with trends"),
+    ("report", "stepsound.cli.report", "plot one session (PNG/SVG/PDF/HTML)"),
     ("calibrate", "stepsound.grade.calibrate", "learn a runner's heel vs forefoot landing signature"),
     ("profiles", "stepsound.cli.profiles", "list, show or delete runner profiles"),
 ]

@@ -1,17 +1,15 @@
 """``stepsound metronome``: play a constant cadence or a plan live through an audio device.
 
-The metronome renders inside the PortAudio callback (allocation-free); the main
-thread shows the current target, the time left and any xruns on stderr, and
-Ctrl-C stops cleanly (exit code 130).
+The main thread shows the current target, the time left and any xruns on
+stderr; Ctrl-C stops cleanly (exit code 130).  The playing is
+:func:`stepsound.cue.live.play_metronome`.
 """
 from __future__ import annotations
 
 import math
 import sys
-import time
 
-from stepsound.cli.support import add_aliased_option
-from stepsound.errors import ParameterError
+from stepsound.cli.support import add_aliased_option, metronome_settings
 from stepsound.cue.sounds import CLICK_SOUNDS
 from stepsound.units import format_duration, parse_duration_s
 
@@ -39,76 +37,39 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no status display")
 
 
-def _latency_arg(text):
-    if text in ("high", "low"):
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise ParameterError(f"--latency {text!r} must be high, low or seconds") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise ParameterError(f"--latency {text!r} must be high, low or seconds >= 0")
-    return value
-
-
 def run(args) -> int:
     """``stepsound metronome``."""
-    from stepsound.audio import device
-    from stepsound.cue.render import metronome_from_args
+    from stepsound.cue.live import play_metronome
 
-    latency = _latency_arg(args.latency)
-    if not (math.isfinite(args.latency_ms) and args.latency_ms >= 0):
-        raise ParameterError(f"--latency-ms {args.latency_ms!r} must be >= 0")
-    limit_s = parse_duration_s(args.duration, allow_zero=False) if args.duration else math.inf
-    out_dev = device.resolve_device(args.output_device, "output")
-    sample_rate = args.sample_rate or device.default_sample_rate(out_dev, "output")
-    m, plan_s, label = metronome_from_args(
-        args, sample_rate, latency_samples=int(round(args.latency_ms * 1e-3 * sample_rate))
-    )
-    total_s = min(plan_s, limit_s)
-
-    render = m.render_into
-
-    def callback(indata, outdata, frames, time_info, status):
-        render(outdata)
-
-    stream = device.open_stream(
-        callback,
-        sample_rate=sample_rate,
-        output_channels=1,
-        device=out_dev,
-        block_size=args.block_size,
-        latency=latency,
-    )
     tty = sys.stderr.isatty()
-    last_print = -math.inf
-    clicks = 0
-    print(f"stepsound: playing {label} at {sample_rate} Hz; Ctrl-C stops", file=sys.stderr)
+    last_print = [-math.inf]
+
+    def started(label: str, sample_rate: int) -> None:
+        print(f"stepsound: playing {label} at {sample_rate} Hz; Ctrl-C stops", file=sys.stderr)
+
+    def status(st) -> None:
+        if args.quiet or not (tty or st.elapsed_s - last_print[0] >= 10.0):
+            return
+        last_print[0] = st.elapsed_s
+        line = (f"target {st.target_spm:5.1f} spm  elapsed {format_duration(st.elapsed_s)}"
+                f"  left {format_duration(st.left_s) if math.isfinite(st.left_s) else '--'}  clicks {st.clicks}"
+                f"  xruns {st.xruns}")
+        print(("\r" + line + "   ") if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+
     try:
-        with stream:
-            while True:
-                time.sleep(0.1)
-                clicks += int((m.read_clicks().audible).sum())
-                elapsed = m.elapsed_s()
-                left = total_s - elapsed
-                if not args.quiet and (tty or elapsed - last_print >= 10.0):
-                    last_print = elapsed
-                    line = (
-                        f"target {m.current_spm:5.1f} spm  elapsed {format_duration(elapsed)}"
-                        f"  left {format_duration(left) if math.isfinite(left) else '--'}  clicks {clicks}"
-                        f"  xruns {stream.stats.xruns}"
-                    )
-                    print(("\r" + line + "   ") if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
-                if m.finished or left <= -0.3:  # let the last click ring out
-                    if m.finished:
-                        time.sleep(0.4)
-                    break
-    except KeyboardInterrupt:
+        done = play_metronome(
+            metronome_settings(args), output_device=args.output_device, sample_rate=args.sample_rate,
+            block_size=args.block_size, latency=args.latency, latency_ms=args.latency_ms,
+            duration_s=parse_duration_s(args.duration, allow_zero=False) if args.duration else math.inf,
+            on_start=started, on_status=status)
+    except KeyboardInterrupt as exc:
         if tty and not args.quiet:
             print(file=sys.stderr)
-        print(f"stepsound: stopped after {format_duration(m.elapsed_s())}; {stream.stats.summary()}", file=sys.stderr)
+        if exc.args and isinstance(exc.args[0], dict):
+            print(f"stepsound: stopped after {format_duration(exc.args[0]['elapsed_s'])}; {exc.args[0]['stats']}",
+                  file=sys.stderr)
         raise
     if tty and not args.quiet:
         print(file=sys.stderr)
-    print(f"stepsound: done after {format_duration(m.elapsed_s())}; {stream.stats.summary()}", file=sys.stderr)
+    print(f"stepsound: done after {format_duration(done['elapsed_s'])}; {done['stats']}", file=sys.stderr)
     return 0

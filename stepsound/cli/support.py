@@ -62,3 +62,31 @@ def add_duplex_arguments(group) -> None:
                             "trip is stored per setting")
     group.add_argument("--block-size", type=int, default=0, metavar="N", help="frames per callback (0: PortAudio decides)")
 
+
+
+def open_store(db: str | None):
+    """The session database named by ``--db`` (None: the default one; ``"none"``: no database).
+
+    Returns
+    -------
+    stepsound.store.SessionStore or None
+    """
+    from stepsound.store import SessionStore
+
+    if db == "none":
+        return None
+    return SessionStore(db)
+
+
+def metronome_settings(args: argparse.Namespace):
+    """The metronome options shared by ``render`` and ``metronome``.
+
+    Returns
+    -------
+    stepsound.cue.metronome.MetronomeSettings
+    """
+    from stepsound.cue.metronome import MetronomeSettings
+
+    return MetronomeSettings(plan=args.plan, spm=args.spm, baseline_spm=args.baseline_spm, sound=args.sound,
+                             level_db=args.level_db, accent_every=args.accent_every,
+                             accent_sound=args.accent_sound)

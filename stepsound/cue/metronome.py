@@ -41,16 +41,17 @@ holds anyway.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from stepsound.cue import _metronome
 from stepsound.errors import ParameterError
-from stepsound.coach.plans import TempoMap, check_cadence, constant_map
+from stepsound.coach.plans import TempoMap, check_cadence, constant_map, load_plan
 from stepsound.cue.sounds import CLICK_SOUNDS, CUE_SOUNDS, SOUND_KINDS, db_to_gain, make_sound
 
-__all__ = ["Metronome", "ClickLog", "KIND_NAMES", "INT64_MAX"]
+__all__ = ["Metronome", "MetronomeSettings", "make_metronome", "ClickLog", "KIND_NAMES", "INT64_MAX"]
 
 INT64_MAX = 2**63 - 1
 #: Names of the log entry kinds.
@@ -401,3 +402,72 @@ class Metronome:
     def sound_length(self, kind: str) -> int:
         """Length of a sound [samples]."""
         return int(self._sound_len[SOUND_KINDS.index(kind)])
+
+
+@dataclass
+class MetronomeSettings:
+    """What the metronome plays: a plan or a constant cadence, and how it sounds.
+
+    Parameters
+    ----------
+    plan : str or None
+        A plan file or preset name (see ``stepsound plans``).
+    spm : float or None
+        A constant cadence [steps/min] (when no plan).
+    baseline_spm : float or None
+        The runner's measured cadence, for relative plans ("+5%") [steps/min].
+    sound, accent_sound : str or None
+        Beat sounds (None: the plan's, else woodblock; accents: the beat's).
+    level_db : float or None
+        Beat peak level [dBFS] (None: the plan's, else -6).
+    accent_every : int or None
+        Accent every Nth step (2: one foot; None: the plan's, else none).
+    """
+
+    plan: str | None = None
+    spm: float | None = None
+    baseline_spm: float | None = None
+    sound: str | None = None
+    level_db: float | None = None
+    accent_every: int | None = None
+    accent_sound: str | None = None
+
+
+def make_metronome(cues: MetronomeSettings, sample_rate: int, *, latency_samples: int = 0):
+    """Build the metronome a plan or cadence asks for.
+
+    Parameters
+    ----------
+    cues : MetronomeSettings
+    sample_rate : int
+        Output rate [Hz].
+    latency_samples : int
+        Play every beat this much early (measured output latency) [samples].
+
+    Returns
+    -------
+    (Metronome, float, str)
+        The metronome, the plan's length [s] (inf for a constant cadence) and a
+        label ("plan fade", "170 spm").
+    """
+    sound, level_db, accent_every = cues.sound, cues.level_db, cues.accent_every
+    if cues.plan is not None:
+        plan = load_plan(cues.plan)
+        tempo_map = plan.resolve(cues.baseline_spm)
+        sound = sound or plan.sound
+        level_db = level_db if level_db is not None else plan.level_db
+        accent_every = accent_every if accent_every is not None else plan.accent_every
+        label = f"plan {plan.name}"
+    else:
+        if cues.baseline_spm is not None:
+            raise ParameterError("--baseline-spm only applies to --plan")
+        if cues.spm is None:
+            raise ParameterError("give a plan or a cadence (--plan or --spm)")
+        tempo_map = constant_map(cues.spm)
+        label = f"{tempo_map.spans[0].start_spm:g} spm"
+    if accent_every is not None and accent_every < 0:
+        raise ParameterError(f"--accent-every={accent_every} must be >= 0")
+    m = Metronome(sample_rate, tempo_map=tempo_map, sound=sound or "woodblock",
+                  level_db=-6.0 if level_db is None else level_db, accent_every=accent_every or 0,
+                  accent_sound=cues.accent_sound, latency_samples=latency_samples)
+    return m, tempo_map.duration_s, label

@@ -1,4 +1,4 @@
-"""``stepsound render``: write a cue track (WAV/FLAC/OGG/MP3) for a phone or MP3 player.
+"""Cue tracks (WAV/FLAC/OGG/MP3) for a phone or MP3 player (``stepsound render``).
 
 The track is rendered block after block by the same :class:`~stepsound.cue.metronome.Metronome`
 that plays live, streamed to disk (memory stays flat for any length), optionally
@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from stepsound.atomic import atomic_open, atomic_path
-from stepsound.cli.support import add_aliased_option
 from stepsound.errors import AudioFileError, ParameterError
-from stepsound.cue.metronome import KIND_NAMES, Metronome
-from stepsound.coach.plans import constant_map, load_plan
-from stepsound.cue.sounds import CLICK_SOUNDS
-from stepsound.units import format_duration, parse_duration_s
+from stepsound.cue.metronome import KIND_NAMES, Metronome, MetronomeSettings, make_metronome
+from stepsound.units import format_duration
 
-__all__ = ["RenderResult", "render_track", "StreamResampler", "MusicReader", "FORMATS", "add_arguments", "run"]
+__all__ = ["RenderResult", "RenderSettings", "render_cue_track", "render_track", "StreamResampler", "MusicReader",
+           "FORMATS"]
 
 #: Output file extension -> (libsndfile format, default subtype).
 FORMATS = {
@@ -368,90 +364,87 @@ def render_track(
     )
 
 
-# ------------------------------------------------------------------------------ CLI
+# ------------------------------------------------------------------------------ a whole cue track
 
 
-def add_arguments(parser) -> None:
-    """Arguments of ``stepsound render``."""
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--plan", metavar="FILE|PRESET", help="cadence plan: a TOML file or a preset (see `stepsound plans`)")
-    src.add_argument("--spm", type=float, metavar="SPM", help="constant cadence [steps/min]")
-    parser.add_argument("--baseline-spm", type=float, metavar="SPM", help="your measured cadence, for relative plans (+5%%)")
-    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="output .wav, .flac, .ogg or .mp3")
-    parser.add_argument("--duration", metavar="TIME", help="length, e.g. 45min (default: the plan's, or the music's)")
-    parser.add_argument("--sample-rate", type=int, metavar="HZ", help="output rate (default: the music's, else 44100)")
-    parser.add_argument("--channels", type=int, choices=(1, 2), help="output channels (default: the music's, else 1)")
-    parser.add_argument("--sound", choices=CLICK_SOUNDS, help="beat sound (default: the plan's, else woodblock)")
-    add_aliased_option(parser, "--volume", ("--level-db",), dest="level_db", type=float, metavar="DBFS",
-                       help="beat peak level [dBFS] (default: the plan's, else -6)")
-    parser.add_argument("--accent-every", type=int, metavar="N", help="accent every Nth step (2: one foot)")
-    parser.add_argument("--accent-sound", choices=CLICK_SOUNDS, help="sound of accented steps")
-    parser.add_argument("--music", metavar="FILE", help="mix the clicks over this music file")
-    parser.add_argument("--music-db", type=float, default=-6.0, metavar="DB", help="music gain [dB] (default -6)")
-    parser.add_argument("--subtype", metavar="NAME", help="libsndfile subtype, e.g. PCM_24, FLOAT (WAV/FLAC)")
-    parser.add_argument("--no-csv", action="store_true", help="do not write the <output>.clicks.csv sidecar")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+@dataclass
+class RenderSettings:
+    """What ``stepsound render`` writes.
+
+    Parameters
+    ----------
+    output : str or Path
+        .wav, .flac, .ogg or .mp3 file.
+    cues : MetronomeSettings
+        Plan or constant cadence, sound, level.
+    duration_s : float or None
+        Track length [s]; None: the plan's, else the music's.
+    sample_rate : int or None
+        Output rate [Hz]; None: the music's, else 44100.
+    channels : int or None
+        1 or 2; None: the music's, else 1.
+    music : str or None
+        Mix the clicks over this music file.
+    music_db : float
+        Music gain [dB].
+    subtype : str or None
+        libsndfile subtype (e.g. PCM_24, FLOAT).
+    clicks_csv : bool
+        Write the ``<output>.clicks.csv`` sidecar.
+    """
+
+    output: str | Path
+    cues: MetronomeSettings
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    music: str | None = None
+    music_db: float = -6.0
+    subtype: str | None = None
+    clicks_csv: bool = True
 
 
-def metronome_from_args(args, sample_rate: int, *, latency_samples: int = 0):
-    """Build (Metronome, plan duration_s, plan description) from shared CLI options (render/metronome)."""
-    sound, level_db, accent_every = args.sound, args.level_db, args.accent_every
-    if args.plan is not None:
-        plan = load_plan(args.plan)
-        tempo_map = plan.resolve(args.baseline_spm)
-        sound = sound or plan.sound
-        level_db = level_db if level_db is not None else plan.level_db
-        accent_every = accent_every if accent_every is not None else plan.accent_every
-        label = f"plan {plan.name}"
-    else:
-        if args.baseline_spm is not None:
-            raise ParameterError("--baseline-spm only applies to --plan")
-        tempo_map = constant_map(args.spm)
-        label = f"{tempo_map.spans[0].start_spm:g} spm"
-    if accent_every is not None and accent_every < 0:
-        raise ParameterError(f"--accent-every={accent_every} must be >= 0")
-    m = Metronome(
-        sample_rate,
-        tempo_map=tempo_map,
-        sound=sound or "woodblock",
-        level_db=-6.0 if level_db is None else level_db,
-        accent_every=accent_every or 0,
-        accent_sound=getattr(args, "accent_sound", None),
-        latency_samples=latency_samples,
-    )
-    return m, tempo_map.duration_s, label
+def render_cue_track(settings: RenderSettings, say=None) -> tuple[RenderResult, str]:
+    """Render a whole cue track to disk (atomically; memory stays flat).
 
+    Parameters
+    ----------
+    settings : RenderSettings
+    say : callable or None
+        Receives one-line notes (e.g. the music ends before the track).
 
-def run(args) -> int:
-    """``stepsound render``."""
-    output = Path(args.output)
-    _output_format(output, args.subtype)  # usage errors before any work
-    duration_s = parse_duration_s(args.duration, allow_zero=False) if args.duration else None
+    Returns
+    -------
+    (RenderResult, str)
+        What was written, and what it plays ("plan fade", "170 spm").
+    """
+    output = Path(settings.output)
+    _output_format(output, settings.subtype)  # usage errors before any work
+    duration_s = settings.duration_s
     music = None
     try:
-        if args.music:
-            probe_rate = args.sample_rate
+        if settings.music:
             import soundfile as sf
 
             try:
-                if not Path(args.music).is_file():
-                    raise FileNotFoundError(args.music)
-                info = sf.info(args.music)
+                if not Path(settings.music).is_file():
+                    raise FileNotFoundError(settings.music)
+                info = sf.info(settings.music)
             except FileNotFoundError:
-                raise AudioFileError(f"music file {args.music!r} not found") from None
+                raise AudioFileError(f"music file {settings.music!r} not found") from None
             except (sf.LibsndfileError, RuntimeError, OSError) as exc:
                 raise AudioFileError(
-                    f"cannot read music file {args.music!r}: {exc} (convert it to WAV, FLAC, OGG or MP3)"
+                    f"cannot read music file {settings.music!r}: {exc} (convert it to WAV, FLAC, OGG or MP3)"
                 ) from None
-            sample_rate = probe_rate or int(info.samplerate)
-            channels = args.channels or min(int(info.channels), 2)
-            music = MusicReader(args.music, sample_rate, channels, args.music_db)
+            sample_rate = settings.sample_rate or int(info.samplerate)
+            channels = settings.channels or min(int(info.channels), 2)
+            music = MusicReader(settings.music, sample_rate, channels, settings.music_db)
         else:
-            sample_rate = args.sample_rate or 44100
-            channels = args.channels or 1
-        if fmt_needs_48k(output, args.subtype) and sample_rate != 48000:
+            sample_rate = settings.sample_rate or 44100
+            channels = settings.channels or 1
+        if fmt_needs_48k(output, settings.subtype) and sample_rate != 48000:
             raise ParameterError("Opus output needs --sample-rate 48000")
-        m, plan_s, label = metronome_from_args(args, sample_rate)
+        m, plan_s, label = make_metronome(settings.cues, sample_rate)
         if duration_s is None:
             if math.isfinite(plan_s):
                 duration_s = plan_s
@@ -459,45 +452,15 @@ def run(args) -> int:
                 duration_s = music.duration_s
             else:
                 raise ParameterError("give --duration (e.g. --duration 45min) with --spm")
-        if music is not None and music.duration_s + 0.5 < duration_s:
-            print(
-                f"stepsound: note: the music ({format_duration(music.duration_s)}) ends before the track"
-                f" ({format_duration(duration_s)}); clicks continue alone",
-                file=sys.stderr,
-            )
-        result = render_track(
-            output, m, duration_s, channels=channels, music=music, subtype=args.subtype, clicks_csv=not args.no_csv
-        )
+        if music is not None and music.duration_s + 0.5 < duration_s and say is not None:
+            say(f"note: the music ({format_duration(music.duration_s)}) ends before the track"
+                f" ({format_duration(duration_s)}); clicks continue alone")
+        result = render_track(output, m, duration_s, channels=channels, music=music, subtype=settings.subtype,
+                              clicks_csv=settings.clicks_csv)
     finally:
         if music is not None:
             music.close()
-    summary = {
-        "output": str(result.output),
-        "clicks_csv": str(result.clicks_csv) if result.clicks_csv else None,
-        "source": label,
-        "duration_s": result.duration_s,
-        "sample_rate": result.sample_rate,
-        "channels": result.channels,
-        "beats": result.n_beats,
-        "audible_beats": result.n_audible,
-        "clipped_samples": result.clipped_samples,
-        "speed_x_realtime": round(result.speed, 1),
-    }
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(
-            f"wrote {result.output} ({format_duration(result.duration_s)}, {label}, {result.n_audible} clicks"
-            f" of {result.n_beats} steps, {result.speed:.0f}x real time)"
-            + (f"; click list: {result.clicks_csv}" if result.clicks_csv else ""),
-            file=sys.stderr,
-        )
-    if result.clipped_samples:
-        print(
-            f"stepsound: warning: {result.clipped_samples} samples clipped; lower --music-db or --volume",
-            file=sys.stderr,
-        )
-    return 0
+    return result, label
 
 
 def fmt_needs_48k(output: Path, subtype: str | None) -> bool:

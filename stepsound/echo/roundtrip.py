@@ -15,18 +15,13 @@ saying why, and nothing is stored.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 
 import numpy as np
 from scipy import fft as sp_fft   # releases the GIL: the audio callback never waits for it
 
-from stepsound.cli.support import Command, add_duplex_arguments
-from stepsound.errors import AudioDeviceError, ParameterError
 from stepsound.audio.rings import SampleRing
-from stepsound.store import SessionStore
+from stepsound.errors import AudioDeviceError
 
 #: A sweep's peak must stand this far above the response's noise [dB].
 MIN_PEAK_DB = 20.0
@@ -322,49 +317,8 @@ def latency_key(input_device, output_device, sample_rate: int, latency="high") -
             f"|{latency}")
 
 
-# ----------------------------------------------------------------------------- calibrate-latency
-
-
-def add_calibrate_latency_arguments(p: argparse.ArgumentParser) -> None:
-    add_duplex_arguments(p)
-    p.add_argument("--sweeps", "--clicks", dest="sweeps", type=int, default=3, metavar="N",
-                   help="probe sweeps to play, 2-10 (default 3)")
-    p.add_argument("--volume", type=float, default=-12.0, metavar="DBFS", help="probe level (default -12 dBFS)")
-    p.add_argument("--db", metavar="PATH", help="where to store it (default: the session database)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
 def describe(res: dict) -> str:
     """One line for humans: the round trip and how sure the measurement is."""
     return (f"round trip {1000 * res['round_trip_s']:.1f} ms ({res['round_trip_samples']} samples at "
             f"{res['sample_rate']} Hz); {res['sweeps_clean']} of {res['sweeps']} probes agree within "
             f"{res['spread_ms']:.1f} ms, peak {res['peak_db']:.0f} dB above the noise")
-
-
-def run_calibrate_latency(args) -> int:
-    from stepsound.audio import device
-
-    if not 2 <= args.sweeps <= 10:
-        raise ParameterError(f"--sweeps={args.sweeps} must be 2-10")
-    if not (np.isfinite(args.volume) and -60.0 <= args.volume <= 0.0):
-        raise ParameterError(f"--volume={args.volume} must be -60..0 dBFS")
-    store = SessionStore(args.db)     # a bad database fails now, before any sound
-    try:
-        rate = args.sample_rate or device.default_sample_rate(args.input_device, "input")
-        if not args.json:
-            print(f"measuring the speaker → microphone round trip: stand still for "
-                  f"{0.25 + args.sweeps * (0.5 + MAX_ROUND_TRIP_S):.0f} s (rising tones)...", file=sys.stderr)
-        res = measure_round_trip(rate, (args.input_device, args.output_device), args.latency, args.block_size,
-                                 sweeps=args.sweeps, level_db=args.volume)
-        store.set_setting(latency_key(args.input_device, args.output_device, rate, args.latency),
-                          res["round_trip_s"])
-    finally:
-        store.close()
-    if args.json:
-        print(json.dumps({k: v for k, v in res.items() if k != "response"}))
-    else:
-        print(describe(res) + "; stored for this device pair, rate and latency")
-    return 0
-
-
-calibrate_latency_command = Command(add_calibrate_latency_arguments, run_calibrate_latency)

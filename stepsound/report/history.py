@@ -1,25 +1,22 @@
-"""``stepsound history`` and ``stepsound report``: past sessions from the database."""
+"""Past sessions from the database: history with trends, and one session's report."""
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as _dt
 import html
 import io
 import json
 import os
-import sys
 
 import numpy as np
 
 from stepsound.atomic import output_file
-from stepsound.cli.support import Command
 from stepsound.errors import ParameterError, StepsoundError
 from stepsound.report.plot import save_figure
 from stepsound.store import SessionStore, default_db_path
 
 
-def _when(ts) -> str:
+def format_when(ts) -> str:
     if ts is None:
         return "?"
     return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
@@ -35,69 +32,49 @@ def _trend(values: list) -> float | None:
     return float(np.polyfit(x, y, 1)[0])
 
 
-def _rounded(obj, digits: int = 3):
+def round_floats(obj, digits: int = 3):
     """``obj`` with every float rounded to ``digits`` decimals (lists and dicts followed)."""
     if isinstance(obj, float):
         return round(obj, digits)
     if isinstance(obj, dict):
-        return {k: _rounded(v, digits) for k, v in obj.items()}
+        return {k: round_floats(v, digits) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_rounded(v, digits) for v in obj]
+        return [round_floats(v, digits) for v in obj]
     return obj
 
 
 # -- history -----------------------------------------------------------------------------
 
-def add_history_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", metavar="PATH", help="session database (default: in the user data dir)")
-    p.add_argument("--limit", type=int, default=30, metavar="N", help="most recent N sessions (default 30)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+def history_rows(db: str | None = None, limit: int = 30) -> list[dict]:
+    """The most recent sessions of a database, oldest first (none when it does not exist yet).
+
+    Parameters
+    ----------
+    db : str or None
+        Session database (None: the default one). A missing database is not created.
+    limit : int
+        At most this many sessions.
+    """
+    if limit < 1:
+        raise ParameterError(f"--limit={limit} must be >= 1")
+    if not os.path.exists(db or default_db_path()):
+        return []        # no database yet: nothing to list, and nothing created
+    store = SessionStore(db)
+    try:
+        return store.sessions(limit)
+    finally:
+        store.close()
 
 
-def run_history(args) -> int:
-    if args.limit < 1:
-        raise ParameterError(f"--limit={args.limit} must be >= 1")
-    if os.path.exists(args.db or default_db_path()):
-        store = SessionStore(args.db)
-        try:
-            rows = store.sessions(args.limit)
-        finally:
-            store.close()
-    else:
-        rows = []        # no database yet: nothing to list, and nothing created
-    cad_trend = _trend([r["median_cadence_spm"] for r in rows])
-    heavy_trend = _trend([None if r["heavy_share"] is None else 100 * r["heavy_share"] for r in rows])
-    if args.json:
-        keep = ("id", "started_at", "status", "source", "duration_s", "target", "steps", "median_cadence_spm",
-                "heavy_share", "baseline_spm")
-        print(json.dumps(_rounded({"sessions": [{k: r[k] for k in keep} for r in rows],
-                                   "trend": {"cadence_spm_per_session": cad_trend,
-                                             "heavy_pct_per_session": heavy_trend}}), indent=1))
-        return 0
-    if not rows:
-        print("no sessions yet (stepsound run ... records one)")
-        return 0
-    print(f"{'id':>4}  {'when':16}  {'status':11}  {'min':>6}  {'steps':>6}  {'cadence':>8}  {'heavy':>6}  target")
-    for r in rows:
-        minutes = "" if r["duration_s"] is None else f"{r['duration_s'] / 60:.1f}"
-        cad = "" if r["median_cadence_spm"] is None else f"{r['median_cadence_spm']:.1f}"
-        heavy = "" if r["heavy_share"] is None else f"{100 * r['heavy_share']:.1f}%"
-        print(f"{r['id']:>4}  {_when(r['started_at']):16}  {r['status']:11}  {minutes:>6}  {r['steps'] or 0:>6}  "
-              f"{cad:>8}  {heavy:>6}  {r['target'] or '-'}")
-    if cad_trend is not None:
-        print(f"trend over these sessions: cadence {cad_trend:+.2f} steps/min per session, "
-              f"heavy landings {heavy_trend:+.2f} points per session" if heavy_trend is not None else
-              f"trend over these sessions: cadence {cad_trend:+.2f} steps/min per session")
-    return 0
+def history_trends(rows: list[dict]) -> dict:
+    """Least-squares trends over sessions: ``cadence_spm_per_session`` and ``heavy_pct_per_session``
+    (None with fewer than 3 values)."""
+    return {"cadence_spm_per_session": _trend([r["median_cadence_spm"] for r in rows]),
+            "heavy_pct_per_session": _trend([None if r["heavy_share"] is None else 100 * r["heavy_share"]
+                                             for r in rows])}
 
 
 # -- report ------------------------------------------------------------------------------
-
-def add_report_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("session", metavar="SESSION", help="session id (see `stepsound history`), or 'last'")
-    p.add_argument("-o", "--output", required=True, metavar="PATH.png|PATH.html", help="report file")
-    p.add_argument("--db", metavar="PATH", help="session database (default: in the user data dir)")
-
 
 def _figure(doc: dict):
     import matplotlib
@@ -138,7 +115,7 @@ def _figure(doc: dict):
     ax1.set_ylabel("cadence [steps/min]")
     ax1.legend(loc="lower right", fontsize=8)
     ax1.grid(alpha=0.3)
-    ax1.set_title(f"session {doc['session']['id']} — {_when(doc['session']['started_at'])} — "
+    ax1.set_title(f"session {doc['session']['id']} — {format_when(doc['session']['started_at'])} — "
                   f"{os.path.basename(str(doc['file']))}")
     normal = [(s["time_s"], s["impact_db"]) for s in steps if not s.get("heavy") and s.get("impact_db") is not None]
     heavy = [(s["time_s"], s["impact_db"]) for s in steps if s.get("heavy") and s.get("impact_db") is not None]
@@ -156,49 +133,41 @@ def _figure(doc: dict):
     return fig, plt
 
 
-def session_figure(doc: dict, fmt: str = "png", *, dpi: int = 110) -> bytes:
-    """The report figure of one session, as image bytes (for ``stepsound serve`` and other callers).
+def load_session(session, db: str | None = None) -> dict:
+    """One stored session's document (summary, steps, cadence, cues).
 
     Parameters
     ----------
-    doc : dict
-        A session as :meth:`stepsound.store.SessionStore.load` returns it.
-    fmt : {"png", "svg"}
-    dpi : int
-        Resolution of a PNG [dots per inch].
-
-    Returns
-    -------
-    bytes
+    session : int or str
+        Session id, or ``"last"``.
+    db : str or None
+        Session database (None: the default one; it must exist).
     """
-    fig, plt = _figure(doc)
+    store = SessionStore(db, create=False)
     try:
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=dpi)
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
-
-
-def run_report(args) -> int:
-    store = SessionStore(args.db, create=False)
-    try:
-        if args.session == "last":
+        if session == "last":
             rows = store.sessions(1)
             if not rows:
                 raise StepsoundError(f"{store.path}: no sessions yet")
             sid = rows[-1]["id"]
         else:
             try:
-                sid = int(args.session)
+                sid = int(session)
             except ValueError:
-                raise ParameterError(f"SESSION={args.session!r} must be a session id or 'last'") from None
-        doc = store.load(sid)
+                raise ParameterError(f"SESSION={session!r} must be a session id or 'last'") from None
+        return store.load(sid)
     finally:
         store.close()
-    ext = os.path.splitext(args.output)[1].lower()
-    if ext not in (".png", ".html", ".htm", ".pdf", ".svg"):
-        raise ParameterError(f"{args.output}: the report must be .png, .svg, .pdf or .html")
+
+
+REPORT_FORMATS = (".png", ".html", ".htm", ".pdf", ".svg")
+
+
+def write_report(doc: dict, path: str) -> None:
+    """Write one session's report (PNG, SVG, PDF or a self-contained HTML page), atomically."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in REPORT_FORMATS:
+        raise ParameterError(f"{path}: the report must be .png, .svg, .pdf or .html")
     fig, plt = _figure(doc)
     if ext in (".html", ".htm"):
         try:
@@ -206,11 +175,9 @@ def run_report(args) -> int:
             fig.savefig(buf, format="png", dpi=110)
         finally:
             plt.close(fig)
-        _write_html(args.output, doc, base64.b64encode(buf.getvalue()).decode())
+        _write_html(path, doc, base64.b64encode(buf.getvalue()).decode())
     else:
-        save_figure(fig, args.output)
-    print(f"report of session {sid} written to {args.output}", file=sys.stderr)
-    return 0
+        save_figure(fig, path)
 
 
 def _write_html(path: str, doc: dict, png_b64: str) -> None:
@@ -223,7 +190,7 @@ def _write_html(path: str, doc: dict, png_b64: str) -> None:
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>stepsound session {doc['session']['id']}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:2px 10px;text-align:left}}</style>
 </head><body><h1>Session {doc['session']['id']}</h1>
-<p>{html.escape(_when(doc['session']['started_at']))} — {html.escape(str(doc['file']))} — status
+<p>{html.escape(format_when(doc['session']['started_at']))} — {html.escape(str(doc['file']))} — status
 {html.escape(str(doc['session']['status']))}. Coaching feedback, not a diagnosis: landing loudness is compared
 with this runner's own baseline only.</p>
 <img alt="cadence and landings" src="data:image/png;base64,{png_b64}" style="width:100%">
@@ -232,7 +199,3 @@ with this runner's own baseline only.</p>
 </body></html>"""
     with output_file(path) as fh:
         fh.write(page)
-
-
-history_command = Command(add_history_arguments, run_history)
-report_command = Command(add_report_arguments, run_report)

@@ -5,7 +5,7 @@ Pages (server-rendered HTML with inline SVG; no script needed):
 * ``/`` -- trends over weeks (cadence, time in the target zone, heavy
   landings, strike mix) and the list of sessions;
 * ``/session/ID`` -- one session: its numbers and the report figure
-  (drawn by :func:`stepsound.report.history.session_figure`, the same code
+  (drawn by :func:`stepsound.report.history.write_report`, the same code
   as ``stepsound report``).
 
 And the same as JSON for scripts: ``/api/sessions``, ``/api/session/ID``.
@@ -162,6 +162,19 @@ def weekly_trends(metrics: list[dict]) -> list[dict]:
     return out
 
 
+def _report_png(doc: dict) -> bytes:
+    """The session's report figure as PNG, drawn by ``stepsound report``'s own public function."""
+    import tempfile
+
+    from stepsound.report.history import write_report
+
+    with tempfile.TemporaryDirectory(prefix="stepsound-serve-") as folder:
+        path = os.path.join(folder, f"session-{doc['session']['id']}.png")
+        write_report(doc, path)
+        with open(path, "rb") as fh:
+            return fh.read()
+
+
 # -- rendering ----------------------------------------------------------------------------
 
 def _e(v) -> str:
@@ -286,14 +299,12 @@ class HistoryApp:
 
     def figure(self, sid: int) -> bytes:
         """PNG of the session's report figure (cached for finished sessions)."""
-        from stepsound.report.history import session_figure
-
         doc, _ = self.session(sid)
         key = self._key(doc["session"])
         with self._figure_lock:
             png = self._figures.get(key)
             if png is None:
-                png = session_figure(doc, "png")
+                png = _report_png(doc)
                 if doc["session"].get("status") != "running":
                     self._figures[key] = png
                     while len(self._figures) > 16:
