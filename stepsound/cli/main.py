@@ -31,6 +31,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
      "measure the speaker → microphone round trip (so the session never hears itself)"),
     ("history", "stepsound.cli.history", "list past sessions with trends"),
     ("report", "stepsound.cli.report", "plot one session (PNG/SVG/PDF/HTML)"),
+    ("serve", "stepsound.cli.serve", "session history and reports in the browser"),
     ("calibrate", "stepsound.grade.calibrate", "learn a runner's heel vs forefoot landing signature"),
     ("profiles", "stepsound.cli.profiles", "list, show or delete runner profiles"),
 ]

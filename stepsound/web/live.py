@@ -18,7 +18,7 @@ import time
 import urllib.parse
 
 from stepsound.web.server import Response, Stream, static_file
-from stepsound.web.state import Control
+from stepsound.web.state import Control, LiveState
 
 __all__ = ["CUE_WORDS", "LiveApp", "SnapshotBuilder"]
 
@@ -268,3 +268,98 @@ def _page(name: str, req) -> str:
     return (text.replace("{{csrf}}", html.escape(server.csrf))
                 .replace("{{token}}", html.escape(server.token or ""))
                 .replace("{{q}}", html.escape(q)))
+
+
+class LiveDashboard:
+    """The web side of one running session; every method runs on the session's main thread.
+
+    Parameters
+    ----------
+    address : stepsound.web.server.WebAddress
+    band_pct : float [%]
+        The coach's on-target band.
+    source : str
+        ``"live"`` or the replayed file.
+    cues_mode : str
+    profile : str or None
+    interval_s : float [seconds]
+        Least wall-clock time between two published snapshots (0.1: ten a second).
+
+    Notes
+    -----
+    The session calls :meth:`service` from its main loop (never from the
+    audio callback): when a snapshot is due it builds and publishes one, and
+    it carries out the runner's requests (pause/resume the cues, nudge the
+    target) on the coach.  Publishing never waits for a browser.
+    """
+
+    def __init__(self, address, *, band_pct: float = 3.0, source: str = "live", cues_mode: str = "always",
+                 profile: str | None = None, interval_s: float = 0.1):
+        from stepsound.web.server import WebServer
+
+        self.state = LiveState()
+        self.builder = SnapshotBuilder(band_pct=band_pct, source=source, cues_mode=cues_mode, profile=profile)
+        self.server = WebServer(address, LiveApp(self.state), command="run")
+        self.interval_s = float(interval_s)
+        self._next = 0.0
+        self.published = 0
+        self.controls_applied = 0
+
+    def start(self) -> "LiveDashboard":
+        """Bind and serve (StepsoundError in one line if the address cannot be used)."""
+        self.server.start()
+        return self
+
+    def announce(self, say, qr_out=None) -> None:
+        """Tell the runner where to look: the URL(s) through ``say``; a QR code on ``qr_out`` off loopback."""
+        from stepsound.web.server import print_qr
+
+        urls = self.server.urls()
+        for url in urls:
+            say(f"live dashboard: {url}")
+        if self.server.token is not None:
+            say("the link holds an access token: anyone with it can see this session and pause its cues")
+            if qr_out is not None and urls:
+                print_qr(urls[0], qr_out)
+
+    def service(self, status, coach=None, sample: int = 0) -> None:
+        """Apply waiting requests to ``coach`` and publish a snapshot if one is due.
+
+        Parameters
+        ----------
+        status : callable
+            Returns the session's status dict (called only when a snapshot is due).
+        coach : stepsound.coach.coach.Coach, optional
+        sample : int
+            The stream's sample clock now (when a request is carried out).
+        """
+        changed = False
+        for control in self.state.take_controls():
+            changed |= self._apply(control, coach, sample)
+        now = time.monotonic()
+        if changed or now >= self._next:
+            self._next = now + self.interval_s
+            self.state.publish(self.builder.build(status()))
+            self.published += 1
+
+    def _apply(self, control, coach, sample: int) -> bool:
+        if coach is None:
+            return False
+        if control.action in ("pause_cues", "resume_cues"):
+            done = coach.pause_cues(sample, control.action == "pause_cues")
+        else:
+            done = coach.nudge_target(sample, control.delta_spm)
+        self.controls_applied += bool(done)
+        return bool(done)
+
+    def finish(self, status: dict) -> None:
+        """Publish the last snapshot (state "ended") and end every event stream."""
+        st = dict(status)
+        st["ended"] = True
+        self.state.publish(self.builder.build(st))
+        self.state.close()
+
+    def close(self, grace_s: float = 0.5) -> None:
+        """Stop the server (giving open pages up to ``grace_s`` seconds to get the end of the session)."""
+        self.state.close()
+        self.server.close(grace_s=grace_s)

@@ -36,6 +36,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -257,6 +258,10 @@ class _HTTPServer(ThreadingHTTPServer):
                 self._conns.discard(request)
                 self._slots.release()
 
+    def open_connections(self) -> int:
+        with self._conns_lock:
+            return len(self._conns)
+
     def cut_all(self) -> None:
         """Shut every open connection down (unblocks threads writing to a stalled client)."""
         with self._conns_lock:
@@ -426,11 +431,23 @@ class WebServer:
         self._thread.start()
         return self
 
-    def close(self) -> None:
-        """Stop serving and drop every connection (idempotent, quick: never waits for a client)."""
+    def close(self, grace_s: float = 0.0) -> None:
+        """Stop serving and drop every connection (idempotent).
+
+        Parameters
+        ----------
+        grace_s : float [seconds]
+            Wait up to this long for open connections to end by themselves
+            (an event stream sending its end); then they are cut, whatever the
+            clients do.
+        """
         if self._closed:
             return
         self._closed = True
+        if self._httpd is not None and grace_s > 0:
+            deadline = time.monotonic() + grace_s
+            while self._httpd.open_connections() and time.monotonic() < deadline:
+                time.sleep(0.02)
         closer = getattr(self.app, "close", None)
         if closer is not None:
             closer()
