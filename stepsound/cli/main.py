@@ -168,4 +168,12 @@ def _divert_native_stderr() -> None:
 def entry() -> None:
     """Console-script entry point (also ``python -m stepsound``)."""
     _divert_native_stderr()
-    sys.exit(main())
+    code = main()
+    # everything is saved and said: a Ctrl-C arriving now (the second of two) must not turn the exit into a crash
+    try:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError, AttributeError):
+        pass
+    sys.exit(code)

@@ -53,6 +53,8 @@ DEFAULT_PORT = 8765
 CLIENT_TIMEOUT_S = 10.0
 #: Connections served at once (each is a thread); more are closed at once.
 MAX_CONNECTIONS = 32
+#: Kernel send buffer per connection [bytes] (Linux doubles it).
+SEND_BUFFER = 32 * 1024
 #: Largest request body accepted [bytes].
 MAX_BODY = 4096
 
@@ -240,6 +242,11 @@ class _HTTPServer(ThreadingHTTPServer):
             return
         with self._conns_lock:
             self._conns.add(request)
+        try:
+            # what the kernel holds for a client that stops reading stays small (then writes block, and time out)
+            request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        except OSError:
+            pass
         try:
             super().process_request(request, client_address)
         except BaseException:
