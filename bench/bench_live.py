@@ -46,7 +46,7 @@ VA = REPO_DIR / ".ci" / "virtual-audio.sh"
 
 def recordings(quick: bool) -> list[dict]:
     """(name, path, truth times [s], ignore-near times [s]) of the recordings to play."""
-    from stepsound.synth import read_truth_csv
+    from stepsynth import read_truth_csv
 
     fx = REPO_DIR / "audio_fixtures" / "treadmill_run.flac"
     rate = sf.info(str(fx)).samplerate

@@ -67,7 +67,7 @@ def write_synth_file(path: Path, duration_s: float, sample_rate: int, chunk_s: f
     """
     import soundfile as sf
 
-    from stepsound.synth import synth_run
+    from stepsynth import synth_run
 
     t0 = time.perf_counter()
     n_chunks = int(math.ceil(duration_s / chunk_s))
@@ -86,7 +86,7 @@ def write_synth_file(path: Path, duration_s: float, sample_rate: int, chunk_s: f
 def bench_core(reps: int) -> list[dict]:
     from stepsound.detect.detector import Detector
     from stepsound.engine import Engine
-    from stepsound.synth import synth_run
+    from stepsynth import synth_run
 
     rows = []
     for rate in CORE_RATES:

@@ -15,7 +15,7 @@ import numpy as np
 from stepsound.atomic import output_file
 from stepsound.detect.cadence import side_asymmetry
 from stepsound.engine import CadenceTick, Engine, Step
-from stepsound.errors import AudioFileError, StepsoundError
+from stepsound.errors import AudioFileError, ParameterError, StepsoundError
 from stepsound.audio.files import DEFAULT_BLOCK_SIZE, FileSource
 
 SCHEMA_VERSION = 1
@@ -55,6 +55,27 @@ class Analysis:
         """Summary statistics (see README for each key)."""
         return summarize([s.to_dict() for s in self.steps], [t.spm for t in self.cadence],
                          self.heavy_db, self.latency_ms)
+
+    def steps_frame(self):
+        """The steps as a pandas DataFrame, one row per step (the ``--csv`` columns and the features).
+
+        Needs the optional pandas extra (``pip install "stepsound[pandas]"``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by step number; ``time_s`` [s], ``impact_db`` [dB re the runner's baseline],
+            ``cadence_spm`` [steps/min], ``heavy``, ``side``, ``strike`` ... (see README, "Outputs").
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ParameterError('steps_frame() needs pandas: pip install "stepsound[pandas]"') from None
+        records = [s.to_dict() for s in self.steps]
+        frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(
+            columns=["time_s", "onset_sample", "impact_db", "heavy", "cadence_spm", "side", "extra"])
+        frame.index.name = "step"
+        return frame
 
     def to_dict(self) -> dict:
         """The ``--json`` document (schema in README.md)."""
@@ -181,6 +202,64 @@ def analyze_file(path: str, *, block_size: int = DEFAULT_BLOCK_SIZE, engine_fact
             on_progress(done / rate)
     return Analysis(os.fspath(path), rate, done / rate, steps, ticks,
                     1000.0 * engine.latency_samples / rate, engine.grader.heavy_db, source.warning)
+
+
+def analyze_array(samples, sample_rate: int, *, block_size: int = DEFAULT_BLOCK_SIZE, engine_factory=None,
+                  name: str = "<array>") -> Analysis:
+    """Stream audio already in memory through the engine, as :func:`analyze_file` does a file.
+
+    Parameters
+    ----------
+    samples : array_like [shape=(n,) or (n, channels)]
+        Audio in [-1, 1] (any float or integer dtype is converted to float32; integers are scaled by
+        their full range); channels are averaged.
+    sample_rate : int [Hz]
+        8000 to 384000.
+    block_size : int [samples]
+        Block size used to feed the engine (results do not depend on it).
+    engine_factory : callable(sample_rate) -> Engine, optional
+        E.g. :class:`stepsound.engine.EngineFactory` for a runner profile.
+    name : str
+        What the analysis names as its ``file``.
+
+    Returns
+    -------
+    Analysis
+
+    Raises
+    ------
+    ParameterError
+        Not 1-D or 2-D audio, an impossible sample rate or block size, or non-finite samples.
+    """
+    x = np.asarray(samples)
+    if x.ndim not in (1, 2) or x.size == 0:
+        raise ParameterError(f"samples must be a non-empty array of shape (n,) or (n, channels), not {x.shape}")
+    if np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float64) / float(np.iinfo(x.dtype).max)
+    elif not np.issubdtype(x.dtype, np.floating):
+        raise ParameterError(f"samples must be numbers, not {x.dtype}")
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not isinstance(sample_rate, (int, np.integer)) or not 8000 <= int(sample_rate) <= 384000:
+        raise ParameterError(f"sample_rate={sample_rate!r} must be a whole number of Hz from 8000 to 384000")
+    if not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ParameterError(f"block_size={block_size!r} must be a positive number of samples")
+    bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size:
+        raise ParameterError(f"{name}: contains non-finite (NaN/inf) samples, first at {bad[0] / sample_rate:.3f} s")
+    rate = int(sample_rate)
+    engine = engine_factory(rate) if engine_factory else Engine(rate)
+    steps: list[Step] = []
+    ticks: list[CadenceTick] = []
+    for start in range(0, len(x), block_size):
+        for ev in engine.process(x[start:start + block_size]):
+            if isinstance(ev, Step):
+                steps.append(ev)
+            elif isinstance(ev, CadenceTick):
+                ticks.append(ev)
+    return Analysis(name, rate, len(x) / rate, steps, ticks, 1000.0 * engine.latency_samples / rate,
+                    engine.grader.heavy_db, None)
 
 
 # -- output ---------------------------------------------------------------------

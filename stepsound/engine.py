@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from stepsound.detect.cadence import CadenceTracker
 from stepsound.detect.detector import Detector, DetectorConfig, Onset, StepFeatures
-from stepsound.grade.impact import LandingGrader
+from stepsound.grade.impact import LandingGrader, check_heavy_db
+from stepsound.grade.profiles import load_profile
 
 
 @dataclass(slots=True)
@@ -195,3 +196,37 @@ class Engine:
             t = self._next_tick
             out.append(CadenceTick(t, t / self.sample_rate, self.cadence.at(t)))
             self._next_tick += self.tick_samples
+
+
+class EngineFactory:
+    """A picklable ``callable(sample_rate) -> Engine`` with a :class:`LandingGrader`.
+
+    For :func:`stepsound.analyze.analyze_file` (also across worker
+    processes).  The profile is loaded once, by name, in each process.
+
+    Parameters
+    ----------
+    heavy_db : float, optional [dB]
+    profile : str, optional
+        Profile name (see :mod:`stepsound.grade.profiles`).
+    """
+
+    def __init__(self, heavy_db: float | None = None, profile: str | None = None):
+        self.heavy_db = None if heavy_db is None else check_heavy_db(heavy_db)
+        self.profile = profile
+        self._loaded = None
+
+    def grader(self) -> LandingGrader:
+        """A fresh grader (loading the profile on first use)."""
+        prof = None
+        if self.profile is not None:
+            if self._loaded is None:
+                self._loaded = load_profile(self.profile)
+            prof = self._loaded
+        return LandingGrader(heavy_db=self.heavy_db, profile=prof)
+
+    def __call__(self, sample_rate: int):
+        return Engine(sample_rate, grader=self.grader())
+
+    def __getstate__(self):
+        return {"heavy_db": self.heavy_db, "profile": self.profile, "_loaded": None}

@@ -12,7 +12,7 @@ from stepsound.cli.main import main
 from stepsound.coach.coach import Coach, CoachConfig
 from stepsound.engine import CadenceTick, Step
 from stepsound.errors import ParameterError
-from stepsound.synth import synth_run
+from stepsynth import synth_run
 
 SR = 1000  # one sample per millisecond keeps the arithmetic readable
 

@@ -7,9 +7,10 @@ import pytest
 
 from stepsound.engine import Engine, Step
 from stepsound.errors import ParameterError
-from stepsound.grade.impact import DEFAULT_HEAVY_DB, EngineFactory, Grade, ImpactBaseline, LandingGrader
+from stepsound.engine import EngineFactory
+from stepsound.grade.impact import DEFAULT_HEAVY_DB, Grade, ImpactBaseline, LandingGrader
 from stepsound.grade.strike import landing_db
-from stepsound.synth import synth_run
+from stepsynth import synth_run
 
 RATE = 22050
 HEAVY_LEVELS = (-6.0, -3.0, 3.0, 9.0, 12.0)

@@ -19,7 +19,7 @@ from stepsound.coach.coach import CoachConfig
 from stepsound.engine import CadenceTick, Step
 from stepsound.session.core import SessionCore, SessionLog
 from stepsound.store import SessionStore
-from stepsound.synth import read_truth_csv
+from stepsynth import read_truth_csv
 
 from _signals import locate_in_recording, match
 

@@ -441,7 +441,7 @@ def open_stream(
     block_size : int >= 0 [frames]
         0 lets PortAudio choose (variable sizes: the callback must cope).
     latency : {'high', 'low'} or float [seconds]
-        'high' is robust on loaded machines (see shared/ci/VIRTUAL_AUDIO.md).
+        'high' is robust on loaded machines (see docs/virtual-audio.md).
     dtype : str
     stats : StreamStats, optional
         Where to count status flags (a new one by default).

@@ -75,7 +75,7 @@ def run(args) -> int:
     paths = find_audio_files(args.paths)
     if not paths:
         raise AudioFileError(f"{', '.join(args.paths)}: no audio files found")
-    from stepsound.grade.impact import EngineFactory
+    from stepsound.engine import EngineFactory
 
     factory = EngineFactory(heavy_db=args.heavy_db, profile=args.profile)
     factory.grader()  # a bad profile or threshold fails here, once

@@ -1,8 +1,9 @@
 """The ``stepsound`` command line: one command, several subcommands.
 
-Each subcommand lives in the module that does its work; that module exposes
-``add_arguments(parser)`` and ``run(args) -> int``.  This file only wires them
-together and turns errors into one line on stderr:
+Each subcommand is a module of this package exposing ``add_arguments(parser)``
+and ``run(args) -> int``: it parses options, builds the library's settings
+objects and calls the library (no argparse Namespace goes below this package).
+This file only wires them together and turns errors into one line on stderr:
 
 * exit 0: success; 1: runtime error (bad file, device lost, ...);
 * 2: usage error; 130: stopped cleanly by Ctrl-C.
@@ -32,7 +33,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("history", "stepsound.cli.history", "list past sessions with trends"),
     ("report", "stepsound.cli.report", "plot one session (PNG/SVG/PDF/HTML)"),
     ("serve", "stepsound.cli.serve", "session history and reports in the browser"),
-    ("calibrate", "stepsound.grade.calibrate", "learn a runner's heel vs forefoot landing signature"),
+    ("calibrate", "stepsound.cli.calibrate", "learn a runner's heel vs forefoot landing signature"),
     ("profiles", "stepsound.cli.profiles", "list, show or delete runner profiles"),
 ]
 

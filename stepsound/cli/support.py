@@ -1,21 +1,10 @@
-"""Small helpers shared by the command modules (kept apart from cli.py to avoid import cycles)."""
+"""Option types and option groups shared by the command modules."""
 from __future__ import annotations
 
 import argparse
-from typing import Callable, NamedTuple
 
 from stepsound.errors import ParameterError
 from stepsound.units import parse_duration_s
-
-
-class Command(NamedTuple):
-    """A subcommand defined by two functions, for modules that hold several commands.
-
-    ``stepsound.cli.main.SUBCOMMANDS`` names it as ``"module:attribute"``.
-    """
-
-    add_arguments: Callable
-    run: Callable
 
 
 def duration_arg(text: str) -> float:

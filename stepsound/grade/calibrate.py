@@ -17,23 +17,19 @@ This is coaching feedback, not a diagnosis.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
 
 import numpy as np
 
-from stepsound.cli.support import add_aliased_option, duration_arg
 from stepsound.engine import Engine, Step
 from stepsound.errors import AudioDeviceError, ParameterError
 from stepsound.grade.impact import DEFAULT_HEAVY_DB
-from stepsound.grade.profiles import RunnerProfile, check_name, save_profile
+from stepsound.grade.profiles import RunnerProfile, check_name
 from stepsound.grade.strike import POOR_BELOW, CalibrationError, fit_strike_classifier, landing_db
 
-__all__ = ["calibration_steps", "learn_heavy_db", "make_profile", "LiveCalibration", "format_report",
-           "add_arguments", "run"]
+__all__ = ["calibration_steps", "learn_heavy_db", "make_profile", "LiveCalibration", "format_report", "report_doc",
+           "check_separable", "recorded_steps", "live_calibration_steps"]
 
 #: Calibration steps must show at least this many to learn a heavy threshold.
 MIN_STEPS_FOR_HEAVY = 16
@@ -102,8 +98,9 @@ def format_report(profile: RunnerProfile, path=None) -> str:
         + "; the rest would be reported as 'uncertain'",
     ]
     if profile.heavy_db is not None:
-        lines.append(f"  heavy landing threshold learned: +{profile.heavy_db:g} dB over your usual landing "
-                     f"(natural step-to-step spread {profile.step_spread_db:.1f} dB)")
+        spread = "" if profile.step_spread_db is None else \
+            f" (natural step-to-step spread {profile.step_spread_db:.1f} dB)"
+        lines.append(f"  heavy landing threshold learned: +{profile.heavy_db:g} dB over your usual landing{spread}")
     else:
         lines.append(f"  heavy landing threshold: default +{DEFAULT_HEAVY_DB:g} dB")
     if r.verdict == "poor":
@@ -115,7 +112,7 @@ def format_report(profile: RunnerProfile, path=None) -> str:
     return "\n".join(lines)
 
 
-def _report_doc(profile: RunnerProfile, path) -> dict:
+def report_doc(profile: RunnerProfile, path) -> dict:
     return {"name": profile.name, "path": None if path is None else str(path), "heavy_db": profile.heavy_db,
             "step_spread_db": profile.step_spread_db, "calibration": profile.report.to_dict(),
             "verdict": profile.report.verdict}
@@ -265,18 +262,39 @@ class _InputRing:
         return out
 
 
-def _live_steps(args, say) -> tuple[dict, int]:
+def live_calibration_steps(*, input_device=None, sample_rate: int | None = None, steps: int = 20,
+                           settle_s: float = 5.0, timeout_s: float = 30.0, say=print) -> tuple[dict, int]:
+    """Guide a runner through a live calibration and collect their steps.
+
+    Parameters
+    ----------
+    input_device : int, str or None
+        Microphone (None: the system's).
+    sample_rate : int or None
+        Input rate [Hz] (None: the device's).
+    steps : int
+        Steps of each landing to record.
+    settle_s : float
+        Time to switch landing after each prompt [s].
+    timeout_s : float
+        Give up after this long without a step [s].
+    say : callable
+        Receives each instruction and warning, one line at a time.
+
+    Returns
+    -------
+    (dict, int)
+        ``{"heel": [Step, ...], "forefoot": [Step, ...]}`` and the stream's rate [Hz].
+    """
     from stepsound.audio import device
 
-    sample_rate = args.sample_rate
     if sample_rate is None:
-        in_dev = device.resolve_device(args.input_device, "input")
+        in_dev = device.resolve_device(input_device, "input")
         sample_rate = device.default_sample_rate(in_dev, "input")
     ring = _InputRing(int(sample_rate) * 20)
     stream = device.open_stream(ring.callback, sample_rate=sample_rate, output_channels=0, input_channels=1,
-                                device=args.input_device, latency="high")
-    routine = LiveCalibration(stream.sample_rate, steps_per_class=args.steps, settle_s=args.settle,
-                              timeout_s=args.timeout)
+                                device=input_device, latency="high")
+    routine = LiveCalibration(stream.sample_rate, steps_per_class=steps, settle_s=settle_s, timeout_s=timeout_s)
     last_audio = time.monotonic()
     with stream:
         while not routine.done:
@@ -298,49 +316,7 @@ def _live_steps(args, say) -> tuple[dict, int]:
     return routine.steps, stream.sample_rate
 
 
-# ----------------------------------------------------------------------------- command line
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", metavar="NAME", help="runner profile to create or replace (letters, digits, _ - .)")
-    p.add_argument("--heel", metavar="FILE", help="recording of heel-first landings")
-    p.add_argument("--forefoot", metavar="FILE", help="recording of forefoot landings")
-    p.add_argument("--live", action="store_true", help="guided calibration through the microphone")
-    add_aliased_option(p, "--input-device", ("--device",), dest="input_device", metavar="ID|NAME",
-                       help="input device for --live (index or part of its name)")
-    p.add_argument("--sample-rate", type=int, metavar="HZ", help="input sample rate for --live "
-                   "(default: the device's)")
-    p.add_argument("--steps", type=int, default=20, metavar="N",
-                   help="steps of each landing to record with --live (default 20; more is better)")
-    p.add_argument("--settle", type=duration_arg, default=5.0, metavar="DURATION",
-                   help="time to switch landing after each prompt with --live (default 5s)")
-    p.add_argument("--timeout", type=duration_arg, default=30.0, metavar="DURATION",
-                   help="give up after this long without a step with --live (default 30s)")
-    p.add_argument("--min-confidence", type=float, default=0.8, metavar="P",
-                   help="probability a landing label needs, below which it is 'uncertain' (default 0.8)")
-    p.add_argument("--json", metavar="PATH", help="also write the calibration result as JSON (- for stdout)")
-    p.add_argument("--force", action="store_true", help="replace an existing profile of that name without asking")
-
-
-def _may_replace(name: str, force: bool) -> None:
-    """Before any work: an existing profile is replaced only with ``--force`` or a yes on a terminal."""
-    from stepsound.grade.profiles import profile_path
-
-    path = profile_path(name)
-    if force or not path.exists():
-        return
-    if sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty():
-        print(f"a profile named {name!r} exists ({path}); replace it once calibrated? [y/N] ",
-              end="", file=sys.stderr, flush=True)
-        answer = sys.stdin.readline().strip().lower()
-        if answer in ("y", "yes"):
-            return
-        raise ParameterError(f"profile {name!r} kept; choose another --name, or --force to replace it")
-    raise ParameterError(f"a profile named {name!r} exists ({path}); add --force to replace it, "
-                         "or choose another --name")
-
-
-def _check_separable(profile: RunnerProfile) -> None:
+def check_separable(profile: RunnerProfile) -> None:
     """Refuse a calibration whose landings cannot be told apart (nothing is saved)."""
     r = profile.report
     if r.verdict == "poor":
@@ -350,51 +326,24 @@ def _check_separable(profile: RunnerProfile) -> None:
             "microphone closer, reduce noise or exaggerate each landing, then calibrate again")
 
 
-def run(args) -> int:
-    if not args.name:
-        raise ParameterError("--name NAME is required (the runner profile to create)")
-    check_name(args.name)
-    files = args.heel is not None or args.forefoot is not None
-    if args.live and files:
-        raise ParameterError("use either --live or --heel/--forefoot recordings, not both")
-    if not args.live and not (args.heel and args.forefoot):
-        raise ParameterError("give both --heel FILE and --forefoot FILE, or --live")
-    if args.steps < 10:
-        raise ParameterError(f"--steps={args.steps} must be at least 10")
-    _may_replace(args.name, args.force)
-    say_stream = sys.stderr
+def recorded_steps(heel_file: str, forefoot_file: str, say=print) -> tuple[list, list, int]:
+    """Steps of a heel-landing and a forefoot-landing recording.
 
-    def say(msg: str) -> None:
-        print(msg, file=say_stream, flush=True)
+    Returns
+    -------
+    (list of Step, list of Step, int)
+        Heel steps, forefoot steps and the heel recording's rate [Hz].
 
-    if args.live:
-        steps, rate = _live_steps(args, say)
-        heel, fore, sources = steps["heel"], steps["forefoot"], ["live"]
-    else:
-        heel, rate = calibration_steps(args.heel)
-        fore, rate_f = calibration_steps(args.forefoot)
-        for path, got in ((args.heel, heel), (args.forefoot, fore)):
-            if not got:
-                raise CalibrationError(f"{path}: no steps heard (silence, or not a running recording?)")
-        if rate_f != rate:
-            say(f"note: the recordings have different sample rates ({rate} and {rate_f} Hz)")
-        sources = [args.heel, args.forefoot]
-    profile = make_profile(args.name, heel, fore, sources=sources, sample_rate=rate,
-                           min_confidence=args.min_confidence)
-    _check_separable(profile)
-    if args.json:
-        # the JSON is written in full first and put in place only once the profile is saved:
-        # a failed --json leaves no profile saved, a failed save no JSON
-        from stepsound.atomic import output_file
-        from stepsound.grade.profiles import profile_path
-
-        with output_file(args.json) as fh:
-            json.dump(_report_doc(profile, profile_path(args.name)), fh, indent=1, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            path = save_profile(profile)
-    else:
-        path = save_profile(profile)
-    if args.json != "-":
-        print(format_report(profile, path))
-    return 0
+    Raises
+    ------
+    CalibrationError
+        A recording has no steps.
+    """
+    heel, rate = calibration_steps(heel_file)
+    fore, rate_f = calibration_steps(forefoot_file)
+    for path, got in ((heel_file, heel), (forefoot_file, fore)):
+        if not got:
+            raise CalibrationError(f"{path}: no steps heard (silence, or not a running recording?)")
+    if rate_f != rate:
+        say(f"note: the recordings have different sample rates ({rate} and {rate_f} Hz)")
+    return heel, fore, rate

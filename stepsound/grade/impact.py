@@ -50,7 +50,7 @@ import numpy as np
 from stepsound.errors import ParameterError
 from stepsound.grade.strike import StrikeClassifier, landing_db
 
-__all__ = ["DEFAULT_HEAVY_DB", "DEFAULT_HISTORY", "ImpactBaseline", "Grade", "LandingGrader", "EngineFactory",
+__all__ = ["DEFAULT_HEAVY_DB", "DEFAULT_HISTORY", "ImpactBaseline", "Grade", "LandingGrader",
            "check_heavy_db"]
 
 #: Impact above the runner's baseline that makes a step heavy [dB].
@@ -300,41 +300,3 @@ class LandingGrader:
         if self.classifier is not None:
             strike, confidence = self.classifier.classify(features)
         return Grade(impact, heavy, strike, confidence, loud, ready)
-
-
-class EngineFactory:
-    """A picklable ``callable(sample_rate) -> Engine`` with a :class:`LandingGrader`.
-
-    For :func:`stepsound.analyze.analyze_file` (also across worker
-    processes).  The profile is loaded once, by name, in each process.
-
-    Parameters
-    ----------
-    heavy_db : float, optional [dB]
-    profile : str, optional
-        Profile name (see :mod:`stepsound.grade.profiles`).
-    """
-
-    def __init__(self, heavy_db: float | None = None, profile: str | None = None):
-        self.heavy_db = None if heavy_db is None else check_heavy_db(heavy_db)
-        self.profile = profile
-        self._loaded = None
-
-    def grader(self) -> LandingGrader:
-        """A fresh grader (loading the profile on first use)."""
-        prof = None
-        if self.profile is not None:
-            if self._loaded is None:
-                from stepsound.grade.profiles import load_profile
-
-                self._loaded = load_profile(self.profile)
-            prof = self._loaded
-        return LandingGrader(heavy_db=self.heavy_db, profile=prof)
-
-    def __call__(self, sample_rate: int):
-        from stepsound.engine import Engine
-
-        return Engine(sample_rate, grader=self.grader())
-
-    def __getstate__(self):
-        return {"heavy_db": self.heavy_db, "profile": self.profile, "_loaded": None}

@@ -308,7 +308,25 @@ class CalibrationReport:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CalibrationReport":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        """Rebuild from :meth:`to_dict` output; ParameterError if a field is missing or of the wrong kind."""
+        if not isinstance(d, dict):
+            raise ParameterError("malformed calibration report (not an object)")
+        values = {}
+        for name in cls.__dataclass_fields__:
+            if name not in d:
+                raise ParameterError(f"malformed calibration report (no {name!r})")
+            v = d[name]
+            if name == "cv_labelled_accuracy" and v is None:
+                values[name] = None
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ParameterError(f"malformed calibration report ({name!r} must be a number, not {v!r})")
+            if name.startswith(("n_", "cv_folds")):
+                if int(v) != v or v < 0:
+                    raise ParameterError(f"malformed calibration report ({name!r} must be a count, not {v!r})")
+                v = int(v)
+            values[name] = float(v) if not isinstance(v, int) or not name.startswith(("n_", "cv_folds")) else v
+        return cls(**values)
 
 
 class StrikeClassifier:
