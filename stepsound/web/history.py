@@ -369,12 +369,12 @@ class HistoryApp:
             f"<td>{_e(_strike_text(m))}</td><td>{_e(m['status'])}</td></tr>" for m in reversed(ms))
         body = (f"<h1>stepsound — your sessions</h1>"
                 f"<section class='charts' aria-label='trends per week'>{charts}</section>"
-                f"<h2>Week by week</h2><table class='weeks'><thead><tr><th>week</th><th>sessions</th><th>minutes</th>"
+                f"<h2>Week by week</h2><div class='scroll'><table class='weeks'><thead><tr><th>week</th><th>sessions</th><th>minutes</th>"
                 f"<th>cadence [steps/min]</th><th>in target zone</th><th>heavy landings</th><th>forefoot</th></tr>"
-                f"</thead><tbody>{week_rows}</tbody></table>"
-                f"<h2>Sessions</h2><table class='sessions'><thead><tr><th>when</th><th>minutes</th><th>steps</th>"
+                f"</thead><tbody>{week_rows}</tbody></table></div>"
+                f"<h2>Sessions</h2><div class='scroll'><table class='sessions'><thead><tr><th>when</th><th>minutes</th><th>steps</th>"
                 f"<th>cadence [steps/min]</th><th>target</th><th>in target zone</th><th>heavy landings</th>"
-                f"<th>strike mix</th><th>status</th></tr></thead><tbody>{rows}</tbody></table>"
+                f"<th>strike mix</th><th>status</th></tr></thead><tbody>{rows}</tbody></table></div>"
                 f"<p class='note'>Coaching feedback, not a diagnosis: landing loudness is compared with your own "
                 f"usual step only.</p>")
         return _page("stepsound — sessions", body, req)

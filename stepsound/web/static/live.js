@@ -84,7 +84,14 @@
       if (s.strike && s.strike !== "uncertain") parts.push(s.strike === "heel" ? "heel first" : s.strike);
       else if (s.strike === "uncertain") parts.push("strike unsure");
       m.textContent = parts.join(" · ") || "step";
-      li.append(db, m);
+      if (s.heavy) {
+        const flag = document.createElement("span");
+        flag.className = "flag";
+        flag.textContent = "▲ HEAVY";
+        li.append(db, flag, m);
+      } else {
+        li.append(db, m);
+      }
       return li;
     });
     ol.replaceChildren(...items);
