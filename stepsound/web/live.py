@@ -338,7 +338,9 @@ class LiveDashboard:
             changed |= self._apply(control, coach, sample)
         now = time.monotonic()
         if changed or now >= self._next:
-            self._next = now + self.interval_s
+            # on a fixed schedule (not "interval after the last"): loops that wake every 46 or 50 ms
+            # still publish 1/interval_s a second on average
+            self._next = max(self._next + self.interval_s, now)
             self.state.publish(self.builder.build(status()))
             self.published += 1
 
