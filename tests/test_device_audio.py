@@ -266,3 +266,20 @@ def test_what_c_libraries_print_never_reaches_the_terminal(tmp_path):
     assert proc.returncode == 0
     assert proc.stderr == "stepsound: one line\n"
     assert "pa_linux_alsa" in log.read_text()
+
+
+def test_run_with_no_audio_server_says_so_in_one_line(tmp_path):
+    """No audio server (and no sound card): `run` names the problem, not PortAudio's "device -1"."""
+    import json
+    import os
+
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "PULSE_SERVER": f"unix:{tmp_path}/no-server"}
+    listed = subprocess.run([sys.executable, "-m", "stepsound", "devices", "--json"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    if listed.returncode != 0 or json.loads(listed.stdout or "[]"):
+        pytest.skip("this machine has audio devices without a server (a sound card): nothing to test")
+    for argv in (["run", "--duration", "1s", "--db", "none"], ["calibrate-latency", "--db", str(tmp_path / "s.db")]):
+        out = subprocess.run([sys.executable, "-m", "stepsound", *argv], env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 1, out
+        assert out.stderr.count("\n") == 1 and "no audio devices found" in out.stderr, out.stderr

@@ -196,10 +196,18 @@ def resolve_device(spec, kind: str = "output") -> int | None:
 
 
 def default_sample_rate(device=None, kind: str = "output") -> int:
-    """Default sample rate of a device [Hz] (the default device when None)."""
+    """Default sample rate of a device [Hz] (the default device when None).
+
+    Raises
+    ------
+    AudioDeviceError
+        No such device, or no audio device at all (one line saying so).
+    """
+    kind = kind if kind in ("input", "output") else "output"
+    index = resolve_device(device, kind)
     sd = sounddevice()
     try:
-        info = sd.query_devices(device, kind=kind if kind in ("input", "output") else "output")
+        info = sd.query_devices(index, kind=kind) if index is None else sd.query_devices(index)
     except (sd.PortAudioError, ValueError) as exc:
         raise AudioDeviceError(f"cannot query {kind} device {device!r}: {exc}") from None
     return int(round(info["default_samplerate"]))

@@ -17,9 +17,13 @@ from stepsound.store import SessionStore, default_db_path
 
 
 def format_when(ts) -> str:
+    """A session's start time [s since the epoch] as local "YYYY-MM-DD HH:MM" ("?" when unknown or impossible)."""
     if ts is None:
         return "?"
-    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    try:
+        return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError, OSError, TypeError):
+        return "?"
 
 
 def _trend(values: list) -> float | None:

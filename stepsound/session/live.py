@@ -265,7 +265,7 @@ def _run_replay(s: SessionSettings, store, say) -> SessionResult:
     dash = _dashboard(s, os.path.basename(s.input_file), say)
     try:
         player = None if s.fast or s.speed else PacedPlayer(rate, s.output_device, s.latency)
-        return _drive(s, store, core, source, player, dash)
+        return _drive(s, store, core, source, player, say, dash)
     finally:
         if dash is not None:
             dash.close()
@@ -358,8 +358,13 @@ class PacedPlayer:
         self.ring.push(y)
 
 
+#: Summary keys of a live session that have no meaning in a replay (given as null there).
+LIVE_ONLY_KEYS = {"recording_overflow_samples": None, "leak_gains_db": None, "leak_ref_delay_samples": None,
+                  "echo_cancel": None, "leak_ref_shift_samples": None, "round_trip_changes": None}
+
+
 def _drive(s: SessionSettings, store, core: SessionCore, source, player: PacedPlayer | None,
-           dash=None) -> SessionResult:
+           say, dash=None) -> SessionResult:
     rate = core.sample_rate
     writer = _Writer(s.output_file, rate) if s.output_file else None   # before the session row: a bad path
     session_id = store.begin(source=os.path.abspath(s.input_file), sample_rate=rate, target=s.coach.target,
@@ -413,8 +418,14 @@ def _drive(s: SessionSettings, store, core: SessionCore, source, player: PacedPl
             if writer.failed:
                 outcome.status, outcome.code = "failed", 1
                 outcome.message = writer.failed
-    extra = {} if player is None else {"xruns": player.stats.xruns, "replay_underflows": player.underflows,
-                                       "device_sample_rate": player.device_rate}
+    # the live keys are there in every session document (null where they do not apply to a replay)
+    extra = {**LIVE_ONLY_KEYS,
+             "xruns": player.stats.xruns if player else 0,
+             "startup_flags": player.stats.startup_flags if player else 0,
+             "replay_underflows": player.underflows if player else None,
+             "device_sample_rate": player.device_rate if player else None}
+    if source.warning:
+        say(f"warning: {source.warning}")
     return _finish(s, store, log, core, outcome, done / rate, time.monotonic() - t0,
                    player.stats.xruns if player else 0, extra, dash)
 
@@ -556,7 +567,8 @@ def _run_live_stream(s: SessionSettings, store, say, core: SessionCore, sample_r
                      k: v for k, v in core.echo_tracker.probe_result.items() if k != "response"}},
              "startup_flags": stats.startup_flags,
              "leak_ref_shift_samples": core.engine.detector._core.ref_shift_samples,
-             "round_trip_changes": core.engine.detector._core.shift_changes}
+             "round_trip_changes": core.engine.detector._core.shift_changes,
+             "replay_underflows": None, "device_sample_rate": None}
     return _finish(s, store, log, core, outcome, core.sample / sample_rate, time.monotonic() - t0,
                    stats.xruns, extra, dash)
 
