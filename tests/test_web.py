@@ -218,6 +218,8 @@ def test_a_non_loopback_server_refuses_everything_without_its_token():
         assert http(f"{base}/api/state?token={server.token}")[0] == 200
         assert http(base + "/api/state", headers={"Authorization": f"Bearer {server.token}"})[0] == 200
         assert http(base + "/api/state", headers={"X-Stepsound-Token": server.token})[0] == 200
+        assert http(base + "/api/control", method="OPTIONS")[0] == 401
+        assert http(base + "/api/control", method="DELETE", headers={"X-Stepsound-Token": server.token})[0] == 405
         # a state change needs the token too, even with the page's CSRF token and origin
         csrf = csrf_of(page)
         body = json.dumps({"action": "pause_cues"}).encode()
@@ -411,6 +413,19 @@ def test_run_with_a_busy_port_is_one_line(tmp_path):
     assert res.returncode == 1
     assert res.stderr.splitlines() == [f"stepsound: error: run: --web 127.0.0.1:{port}: port {port} is already "
                                        "in use (another stepsound?); choose another port"]
+
+
+def test_serve_with_a_busy_port_is_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        res = subprocess.run([sys.executable, "-m", "stepsound", "serve", "--db", str(tmp_path / "none.sqlite"),
+                              "--web", f"127.0.0.1:{port}"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [f"stepsound: error: serve: --web 127.0.0.1:{port}: port {port} is already "
+                                       "in use (another stepsound?); choose another port"]
+    assert not (tmp_path / "none.sqlite").exists()
 
 
 def test_bad_web_options_are_usage_errors(tmp_path, capsys):

@@ -299,7 +299,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("POST")
 
     def _other(self):
-        self._send(Response.text("method not allowed", 405), {"Allow": "GET, HEAD, POST"})
+        owner: WebServer = self.server.owner
+        split = urllib.parse.urlsplit(self.path)
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(split.query, keep_blank_values=True).items()}
+        req = Request(self.command, split.path, query, {k.lower(): v for k, v in self.headers.items()}, b"", owner)
+        refusal = owner.check(req)      # without the token: 401/403 like any other request
+        self.close_connection = True    # a body we do not read must not be taken for the next request
+        self._send(refusal or Response.text("method not allowed", 405), {"Allow": "GET, HEAD, POST"})
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _other
 
