@@ -511,6 +511,21 @@ def test_serve_lists_sessions_and_shows_each(tmp_path, history_db):
             proc.wait()
 
 
+def test_serve_without_a_database_says_so_and_creates_none(tmp_path):
+    from stepsound.web.history import HistoryApp
+
+    db = tmp_path / "nothing.sqlite"
+    server = WebServer(WebAddress("127.0.0.1", 0), HistoryApp(str(db)), command="serve").start()
+    try:
+        status, _, page = http(f"http://127.0.0.1:{server.port}/")
+        assert status == 200 and b"No sessions yet" in page
+        assert json.loads(http(f"http://127.0.0.1:{server.port}/api/sessions")[2])["sessions"] == []
+        assert http(f"http://127.0.0.1:{server.port}/session/1")[0] == 404
+        assert not db.exists()
+    finally:
+        server.close()
+
+
 def test_serve_off_loopback_needs_the_token(tmp_path, history_db):
     proc, url, lines = _serve(tmp_path, "--db", str(history_db), "--web", "0.0.0.0:0")
     try:

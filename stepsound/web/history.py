@@ -201,8 +201,8 @@ def _strike_text(m: dict) -> str:
     return f"{100 * s['heel'] / total:.0f}% heel · {100 * s['forefoot'] / total:.0f}% forefoot"
 
 
-def _spark(values: list, *, label: str, fmt, lo=None, hi=None) -> str:
-    """A small line chart (inline SVG) of weekly values; gaps where a week has none."""
+def _spark(values: list, *, label: str, fmt, lo=None, hi=None, first: str = "", last: str = "") -> str:
+    """A small line chart (inline SVG) of weekly (or per-session) values; gaps where one has none."""
     w, h, pad = 320, 90, 8
     pts = [(i, v) for i, v in enumerate(values) if v is not None]
     if not pts:
@@ -221,8 +221,8 @@ def _spark(values: list, *, label: str, fmt, lo=None, hi=None) -> str:
     dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4"/>' for x, y in (xy(i, v) for i, v in pts))
     return (f'<figure class="spark"><figcaption>{_e(label)} <b>{_e(fmt(vs[-1]))}</b> '
             f'<span class="range">({_e(fmt(min(vs)))} – {_e(fmt(max(vs)))})</span></figcaption>'
-            f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="{_e(label)} per week"><path d="{path}"/>{dots}</svg>'
-            f'</figure>')
+            f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="{_e(label)}"><path d="{path}"/>{dots}</svg>'
+            f'<div class="axis"><span>{_e(first)}</span><span>{_e(last)}</span></div></figure>')
 
 
 def _page(title: str, body: str, req) -> str:
@@ -350,13 +350,23 @@ class HistoryApp:
         weeks = weekly_trends(ms)
         spm = lambda v: f"{v:.0f} spm"  # noqa: E731
         pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
+        if len(weeks) >= 2:         # trends over weeks
+            series, per = weeks, "per week"
+            first, last = weeks[0]["week"], weeks[-1]["week"]
+            cad = [w["cadence_spm"] for w in weeks]
+        else:                       # a first week: session by session
+            series, per = [dict(m, cadence_spm=m["median_cadence_spm"]) for m in ms], "per session"
+            first, last = (_dt.datetime.fromtimestamp(m["started_at"]).strftime("%d %b %H:%M") if m["started_at"]
+                           else "?" for m in (ms[0], ms[-1]))
+            cad = [m["median_cadence_spm"] for m in ms]
         charts = "".join([
-            _spark([w["cadence_spm"] for w in weeks], label="cadence", fmt=spm),
-            _spark([w["in_zone_share"] for w in weeks], label=f"time in target zone (±{self.band_pct:g}%)", fmt=pct,
-                   lo=0.0, hi=1.0),
-            _spark([w["heavy_share"] for w in weeks], label="heavy landings", fmt=pct, lo=0.0),
-            _spark([w["forefoot_share"] for w in weeks], label="forefoot landings (with a profile)", fmt=pct,
-                   lo=0.0, hi=1.0),
+            _spark(cad, label=f"cadence {per}", fmt=spm, first=first, last=last),
+            _spark([x["in_zone_share"] for x in series], label=f"time in target zone (±{self.band_pct:g}%)",
+                   fmt=pct, lo=0.0, hi=1.0, first=first, last=last),
+            _spark([x["heavy_share"] for x in series], label="heavy landings", fmt=pct, lo=0.0, first=first,
+                   last=last),
+            _spark([x["forefoot_share"] for x in series], label="forefoot landings (with a profile)", fmt=pct,
+                   lo=0.0, hi=1.0, first=first, last=last),
         ])
         week_rows = "".join(
             f"<tr><td>{_e(w['week'])}</td><td>{w['sessions']}</td><td>{_f(w['minutes'], 0)}</td>"
