@@ -542,9 +542,34 @@ class WebServer:
         return None
 
 
-def _own_addresses(ipv6: bool = False) -> list[str]:
-    """This machine's non-loopback addresses (by its own name; nothing is sent anywhere)."""
+def _interface_addresses() -> list[str]:
+    """IPv4 addresses of this machine's network interfaces (Linux; asks the kernel, sends nothing)."""
     found: list[str] = []
+    try:
+        import fcntl
+        import struct
+
+        names = [name for _, name in socket.if_nameindex()]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            for name in names:
+                try:
+                    packed = fcntl.ioctl(probe.fileno(), 0x8915,   # SIOCGIFADDR
+                                         struct.pack("256s", name.encode()[:15]))
+                except OSError:
+                    continue    # no IPv4 address on it
+                found.append(socket.inet_ntoa(packed[20:24]))
+    except (ImportError, OSError, AttributeError):
+        pass
+    return found
+
+
+def _own_addresses(ipv6: bool = False) -> list[str]:
+    """This machine's non-loopback addresses, for the printed link (nothing is sent anywhere)."""
+    found: list[str] = []
+    if not ipv6:
+        found = [a for a in _interface_addresses() if not _is_loopback(a)]
+        if found:
+            return found
     try:
         infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET6 if ipv6 else socket.AF_INET)
     except (socket.gaierror, UnicodeError, OSError):
