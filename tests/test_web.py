@@ -456,6 +456,8 @@ def test_session_metrics_and_weekly_trends():
     assert m["strikes"] == {"heel": 4, "forefoot": 2, "uncertain": 2}
     assert m["forefoot_share"] == pytest.approx(2 / 6) and m["heavy_share"] == pytest.approx(0.25)
     assert m["minutes"] == 2.0
+    doc["summary"]["band_pct"] = 15.0      # a session that stored its own band: 150 is within 170 ± 15 %
+    assert session_metrics(doc, band_pct=3.0)["in_zone_share"] == 1.0
     other = dict(m, started_at=m["started_at"] + 86400 * 7, median_cadence_spm=172.0, in_zone_s=15.0)
     weeks = weekly_trends([m, other])
     assert len(weeks) == 2 and weeks[0]["cadence_spm"] == 168.0 and weeks[1]["in_zone_share"] == 1.0

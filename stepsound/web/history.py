@@ -49,7 +49,8 @@ def session_metrics(doc: dict, band_pct: float = DEFAULT_BAND_PCT) -> dict:
     doc : dict
         As :meth:`stepsound.store.SessionStore.load` returns it.
     band_pct : float [%]
-        Half-width of the target zone, ± percent of the target.
+        Half-width of the target zone, ± percent of the target, for a session
+        that did not store its own (``summary["band_pct"]``).
 
     Returns
     -------
@@ -64,6 +65,7 @@ def session_metrics(doc: dict, band_pct: float = DEFAULT_BAND_PCT) -> dict:
     """
     meta = doc["session"]
     summary = doc.get("summary") or {}
+    band_pct = _num(summary.get("band_pct")) or band_pct
     steps = [s for s in doc["steps"] if not s.get("extra")]
     # the target in force: a step function through the cues that carry one
     changes = sorted((c["time_s"], c["target_spm"]) for c in doc["cues"] if _num(c.get("target_spm")))
@@ -105,6 +107,7 @@ def session_metrics(doc: dict, band_pct: float = DEFAULT_BAND_PCT) -> dict:
         "target_s": target_n * tick_s,
         "in_zone_s": in_zone_n * tick_s,
         "in_zone_share": in_zone_n / target_n if target_n else None,
+        "band_pct": band_pct,
         "heavy_share": sum(heavy) / len(heavy) if heavy else _num(meta.get("heavy_share")),
         "heavy_steps": sum(heavy),
         "graded_steps": len(heavy),
