@@ -32,6 +32,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
      "measure the speaker → microphone round trip (so the session never hears itself)"),
     ("history", "stepsound.cli.history", "list past sessions with trends"),
     ("report", "stepsound.cli.report", "plot one session (PNG/SVG/PDF/HTML)"),
+    ("serve", "stepsound.cli.serve", "session history and reports in the browser"),
     ("calibrate", "stepsound.cli.calibrate", "learn a runner's heel vs forefoot landing signature"),
     ("profiles", "stepsound.cli.profiles", "list, show or delete runner profiles"),
 ]
@@ -168,4 +169,12 @@ def _divert_native_stderr() -> None:
 def entry() -> None:
     """Console-script entry point (also ``python -m stepsound``)."""
     _divert_native_stderr()
-    sys.exit(main())
+    code = main()
+    # everything is saved and said: a Ctrl-C arriving now (the second of two) must not turn the exit into a crash
+    try:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError, AttributeError):
+        pass
+    sys.exit(code)

@@ -9,6 +9,7 @@ from stepsound.cli.support import add_duplex_arguments, duration_arg, open_store
 from stepsound.coach.coach import CUE_MODES, CoachConfig
 from stepsound.cue.sounds import CLICK_SOUNDS
 from stepsound.session.live import SessionResult, SessionSettings, run_session
+from stepsound.web.server import parse_web_address
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,6 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--input-file", metavar="FILE", help="run the live engine on a recording instead of the microphone")
     r.add_argument("--fast", action="store_true", help="with --input-file: as fast as possible, no audio device")
     r.add_argument("--output-file", metavar="PATH", help="write the input mixed with the cues (WAV/FLAC)")
+    r.add_argument("--speed", type=float, metavar="FACTOR",
+                   help="with --input-file: replay at FACTOR x real time by the clock, no audio device "
+                        "(e.g. 1 to watch the dashboard; default: real time to the speakers)")
+    w = p.add_argument_group("web")
+    w.add_argument("--web", nargs="?", const="", metavar="[HOST:]PORT",
+                   help="serve the live dashboard (default 127.0.0.1:8765; any other address than loopback "
+                        "needs the token printed with the URL)")
     o = p.add_argument_group("output")
     o.add_argument("--record", metavar="PATH.flac", help="save the microphone input")
     o.add_argument("--db", metavar="PATH", help="session database (default: in the user data dir; 'none' to skip)")
@@ -63,7 +71,8 @@ def settings_from(args: argparse.Namespace) -> SessionSettings:
         echo_cancel=args.echo_cancel, input_file=args.input_file, fast=args.fast, output_file=args.output_file,
         record=args.record, json=args.json, duration_s=args.duration,
         display="none" if args.no_display else "auto", quiet=args.quiet, voice=args.voice,
-        voice_name=args.voice_name, strike_goal=args.strike_goal)
+        voice_name=args.voice_name, strike_goal=args.strike_goal,
+        web=None if args.web is None else parse_web_address(args.web), speed=args.speed)
 
 
 def summary_lines(result: SessionResult) -> list[str]:

@@ -57,9 +57,10 @@ class Cue:
     time_s : float [seconds]
     kind : str
         ``baseline`` (warm-up done), ``metronome_on``, ``metronome_off``,
-        ``tempo`` (target changed by >= 1 step/min), ``speed_up``,
-        ``slow_down``, ``on_target``, ``land_softer``, or a spoken form
-        reminder ``remind_quick_light``, ``remind_under_hips``,
+        ``tempo`` (target changed by >= 1 step/min, or nudged by the runner),
+        ``speed_up``, ``slow_down``, ``on_target``, ``land_softer``,
+        ``cues_paused`` or ``cues_resumed`` (by the runner, from the web page), or a
+        spoken form reminder ``remind_quick_light``, ``remind_under_hips``,
         ``remind_ball_of_foot``.
     target_spm : float or None [steps/min]
     """
@@ -241,6 +242,9 @@ class Coach:
         self._heavy = deque(maxlen=config.heavy_window)
         self._last_soft: int | None = None
         self._metronome_on = False
+        self._want_metronome = False
+        self.cues_paused = False
+        self.target_offset_spm = 0.0
         self._plan_audible = True
         self._off_since: int | None = None
         self._on_since: int | None = None
@@ -253,6 +257,8 @@ class Coach:
 
     # -- helpers -------------------------------------------------------------
     def _cue(self, sample: int, kind: str, sound: str | None = None) -> None:
+        if sound and self.cues_paused:
+            return      # the runner paused the cues: nothing is said, nothing is logged as given
         self.cues.append(Cue(sample, sample / self.sample_rate, kind, self.target_spm))
         if sound and self.speaker is not None and self.speaker.say_cue(sound, sample):
             return
@@ -260,6 +266,11 @@ class Coach:
             self.metronome.trigger_cue(sound)
 
     def _metronome(self, sample: int, on: bool) -> None:
+        self._want_metronome = on
+        self._apply_metronome(sample)
+
+    def _apply_metronome(self, sample: int) -> None:
+        on = self._want_metronome and not self.cues_paused
         if on == self._metronome_on:
             return
         self._metronome_on = on
@@ -268,6 +279,57 @@ class Coach:
                 self.metronome.set_tempo(self.target_spm)
             self.metronome.enable(on)
         self._cue(sample, "metronome_on" if on else "metronome_off")
+
+    def _with_offset(self, target: float) -> float:
+        if not self.target_offset_spm:
+            return target
+        return min(max(target + self.target_offset_spm, MIN_CADENCE_SPM), MAX_CADENCE_SPM)
+
+    # -- the runner's own controls (main thread) --------------------------------------------
+    def pause_cues(self, sample: int, paused: bool) -> bool:
+        """Silence (or bring back) the metronome and the spoken/sound cues; measuring goes on.
+
+        Parameters
+        ----------
+        sample : int
+            Stream sample clock now.
+        paused : bool
+
+        Returns
+        -------
+        bool
+            False if the cues already were so.
+        """
+        paused = bool(paused)
+        if paused == self.cues_paused:
+            return False
+        self.cues_paused = paused
+        self.cues.append(Cue(sample, sample / self.sample_rate, "cues_paused" if paused else "cues_resumed",
+                             self.target_spm))
+        self._apply_metronome(sample)
+        return True
+
+    def nudge_target(self, sample: int, delta_spm: float) -> bool:
+        """Move the target by ``delta_spm`` [steps/min] from now on (a plan keeps its shape, shifted).
+
+        Returns
+        -------
+        bool
+            False while there is no target yet (warm-up, measure only), or at
+            the 60-240 steps/min limit.
+        """
+        if self.target_spm is None or not math.isfinite(delta_spm) or delta_spm == 0:
+            return False
+        new = min(max(self.target_spm + float(delta_spm), MIN_CADENCE_SPM), MAX_CADENCE_SPM)
+        if new == self.target_spm:
+            return False
+        self.target_offset_spm += new - self.target_spm
+        self.target_spm = new
+        self._set_spm = new
+        if self.metronome is not None:
+            self.metronome.set_tempo(new)
+        self._cue(sample, "tempo")
+        return True
 
     @property
     def metronome_on(self) -> bool:
@@ -309,7 +371,8 @@ class Coach:
         if self.phase == "warmup":
             self._maybe_end_warmup(tick)
         self._coach(tick)
-        if self.speaker is not None and self.phase == "coaching" and self.config.cues != "none":
+        if self.speaker is not None and self.phase == "coaching" and self.config.cues != "none" \
+                and not self.cues_paused:
             cadence = float(np.mean(self._avg)) if self._avg and len(self._avg) >= self._avg.maxlen // 2 else None
             key = self.speaker.on_tick(tick.sample, cadence, self.target_spm)
             if key is not None:
@@ -341,7 +404,8 @@ class Coach:
             self._cue(tick.sample, "baseline")
 
     def _start_cadence_coaching(self, tick: CadenceTick) -> None:
-        self.target_spm, self._plan_audible = self.goal.at(0.0)
+        target, self._plan_audible = self.goal.at(0.0)
+        self.target_spm = self._with_offset(target)
         if self.config.cues == "always" and self._plan_audible:
             self._metronome(tick.sample, True)
 
@@ -351,6 +415,7 @@ class Coach:
         cfg = self.config
         t = (tick.sample - self.coach_start_sample) / self.sample_rate
         target, audible = self.goal.at(t)
+        target = self._with_offset(target)
         if self.target_spm is None or abs(target - self.target_spm) >= 0.05:
             self.target_spm = target
             if self.metronome is not None:
@@ -416,4 +481,7 @@ class Coach:
             "heel_share": (sum(k == "heel" for k in self.recent_strikes) / len(self.recent_strikes)
                            if self.recent_strikes else None),
             "last_cue": self.cues[-1].kind if self.cues else None,
+            "last_cue_time_s": self.cues[-1].time_s if self.cues else None,
+            "cues_paused": self.cues_paused,
+            "target_offset_spm": self.target_offset_spm,
         }

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-import stepsound.report.plot  # noqa: F401 - quiets matplotlib's warning about glyphs a font lacks
+import stepsound.report.plot  # noqa: F401 -- quiets matplotlib's warning about glyphs a font lacks
 
 __all__ = ["session_stats", "session_figure", "session_html", "CUE_LABELS", "format_clock"]
 

@@ -83,6 +83,11 @@ class SessionSettings:
         Speech engine voice (e.g. ``"en-us"``).
     strike_goal : {"forefoot"} or None
         The runner's landing goal (with ``voice``: the ball-of-the-foot reminder).
+    web : stepsound.web.server.WebAddress or None
+        Serve the live dashboard there (None: no web page).
+    speed : float or None
+        With ``input_file``: replay at this multiple of real time, paced by the
+        clock, without an audio device (a dashboard demo; tests).
     """
 
     coach: CoachConfig = field(default_factory=CoachConfig)
@@ -108,6 +113,8 @@ class SessionSettings:
     voice: bool = False
     voice_name: str = "en-us"
     strike_goal: str | None = None
+    web: object = None
+    speed: float | None = None
 
     def validate(self) -> None:
         """Refuse contradictory or impossible settings (ParameterError) before anything starts."""
@@ -119,6 +126,13 @@ class SessionSettings:
             raise ParameterError("--record saves the microphone; with --input-file use --output-file")
         if self.output_file and not self.input_file:
             raise ParameterError("--output-file writes a replay's mix; live, use --record")
+        if self.speed is not None:
+            if not self.input_file:
+                raise ParameterError("--speed needs --input-file")
+            if self.fast:
+                raise ParameterError("--speed and --fast: choose one (--fast is as fast as possible)")
+            if not (math.isfinite(self.speed) and 0 < self.speed <= 1000):
+                raise ParameterError(f"--speed={self.speed:g} must be a multiple of real time between 0 and 1000")
         if self.duration_s is not None and not self.duration_s > 0:
             raise ParameterError(f"--duration={self.duration_s:g} s must be longer than 0")
         if not (math.isfinite(self.volume_db) and self.volume_db <= 0):
@@ -266,8 +280,25 @@ def _run_replay(s: SessionSettings, store, say) -> SessionResult:
     core = SessionCore(rate, s.coach, grader=_grader(s), sound=s.sound, level_db=s.volume_db, phrases=phrases,
                        strike_goal=s.strike_goal)
     core.voice_info = voice_info
-    player = None if s.fast else PacedPlayer(rate, s.output_device, s.latency)
-    return _drive(s, store, core, source, player, say)
+    dash = _dashboard(s, os.path.basename(s.input_file), say)
+    try:
+        player = None if s.fast or s.speed else PacedPlayer(rate, s.output_device, s.latency)
+        return _drive(s, store, core, source, player, say, dash)
+    finally:
+        if dash is not None:
+            dash.close()
+
+
+def _dashboard(s: SessionSettings, source: str, say):
+    """The live web page of the session, serving (None without ``s.web``); its URL told through ``say``."""
+    if s.web is None:
+        return None
+    from stepsound.web.live import LiveDashboard
+
+    dash = LiveDashboard(s.web, band_pct=s.coach.band_pct, source=source, cues_mode=s.coach.cues,
+                         profile=s.profile).start()
+    dash.announce(say, qr_out=sys.stderr)
+    return dash
 
 
 class PacedPlayer:
@@ -351,7 +382,7 @@ LIVE_ONLY_KEYS = {"own_click_residues": None, "recording_overflow_samples": None
 
 
 def _drive(s: SessionSettings, store, core: SessionCore, source, player: PacedPlayer | None,
-           say) -> SessionResult:
+           say, dash=None) -> SessionResult:
     rate = core.sample_rate
     writer = _Writer(s.output_file, rate) if s.output_file else None   # before the session row: a bad path
     session_id = store.begin(source=os.path.abspath(s.input_file), sample_rate=rate, target=s.coach.target,
@@ -388,6 +419,13 @@ def _drive(s: SessionSettings, store, core: SessionCore, source, player: PacedPl
                 log.flush()
                 if display.mode != "none":
                     display.update(log.status(done / rate, player.stats.xruns if player else 0))
+                if s.speed:         # paced by the clock, no device
+                    ahead = t0 + done / rate / s.speed - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
+                if dash is not None:
+                    dash.service(lambda: log.status(done / rate, player.stats.xruns if player else 0),
+                                 core.coach, core.sample)
             if core.engine.detector.nonfinite_count:
                 raise AudioFileError(f"{s.input_file}: contains non-finite (NaN/inf) samples")
     except (KeyboardInterrupt, Exception) as exc:  # noqa: B902 - every end of a session is recorded
@@ -407,11 +445,11 @@ def _drive(s: SessionSettings, store, core: SessionCore, source, player: PacedPl
     if source.warning:
         say(f"warning: {source.warning}")
     return _finish(s, store, log, core, outcome, done / rate, time.monotonic() - t0,
-                   player.stats.xruns if player else 0, extra)
+                   player.stats.xruns if player else 0, extra, dash)
 
 
 def _finish(s: SessionSettings, store, log: SessionLog, core: SessionCore, outcome: _Outcome, duration_s: float,
-            wall_s: float, xruns: int = 0, extra: dict | None = None) -> SessionResult:
+            wall_s: float, xruns: int = 0, extra: dict | None = None, dash=None) -> SessionResult:
     """Save everything (database, JSON); the result for the caller to report."""
     log.pump()
     extra = dict(extra or {})
@@ -436,6 +474,8 @@ def _finish(s: SessionSettings, store, log: SessionLog, core: SessionCore, outco
         except StepsoundError as exc:
             outcome.code = outcome.code or 1
             outcome.message = outcome.message or str(exc)
+    if dash is not None:
+        dash.finish(log.status(duration_s, xruns))
     return SessionResult(document=doc, status=outcome.status, exit_code=outcome.code, message=outcome.message,
                          session_id=log.session_id, duration_s=duration_s, wall_s=wall_s, xruns=xruns)
 
@@ -480,16 +520,28 @@ def _run_live(s: SessionSettings, store, say) -> SessionResult:
 
     stats = device.StreamStats()
     sample_rate = s.sample_rate or device.default_sample_rate(s.input_device, "input")
-    leak_delay, response = _leak_delay(s, store, sample_rate, say)
-    probe = s.echo_cancel and s.round_trip_ms is None
-    phrases, voice_info = _phrases(s, sample_rate, say)     # rendered before the stream starts
-    core = SessionCore(sample_rate, s.coach, grader=_grader(s), sound=s.sound,
-                       level_db=s.volume_db, leak_ref_delay=leak_delay, echo_cancel=s.echo_cancel,
-                       echo_response=response, probe_db=min(s.volume_db, -12.0) - 6.0 if probe else None,
-                       phrases=phrases, strike_goal=s.strike_goal)
-    core.voice_info = voice_info
-    if probe and not s.quiet:
-        say("measuring the round trip with three rising tones at the start (keep running)")
+    dash = _dashboard(s, "live", say)     # a busy port is said before the round trip is measured
+    try:
+        leak_delay, response = _leak_delay(s, store, sample_rate, say)
+        probe = s.echo_cancel and s.round_trip_ms is None
+        phrases, voice_info = _phrases(s, sample_rate, say)     # rendered before the stream starts
+        core = SessionCore(sample_rate, s.coach, grader=_grader(s), sound=s.sound,
+                           level_db=s.volume_db, leak_ref_delay=leak_delay, echo_cancel=s.echo_cancel,
+                           echo_response=response, probe_db=min(s.volume_db, -12.0) - 6.0 if probe else None,
+                           phrases=phrases, strike_goal=s.strike_goal)
+        core.voice_info = voice_info
+        if probe and not s.quiet:
+            say("measuring the round trip with three rising tones at the start (keep running)")
+        return _run_live_stream(s, store, say, core, sample_rate, stats, dash)
+    finally:
+        if dash is not None:
+            dash.close()
+
+
+def _run_live_stream(s: SessionSettings, store, say, core: SessionCore, sample_rate: int, stats,
+                     dash) -> SessionResult:
+    from stepsound.audio import device
+
     rec = _Writer(s.record, sample_rate) if s.record else None
     rec_ring = SampleRing(sample_rate * 20) if rec else None
 
@@ -537,6 +589,8 @@ def _run_live(s: SessionSettings, store, say) -> SessionResult:
                 log.flush()
                 elapsed = core.sample / sample_rate
                 display.update(log.status(elapsed, stats.xruns))
+                if dash is not None:
+                    dash.service(lambda: log.status(elapsed, stats.xruns), core.coach, core.sample)
                 if s.duration_s is not None and elapsed >= s.duration_s:
                     break
                 if not stream.active:
@@ -565,7 +619,7 @@ def _run_live(s: SessionSettings, store, say) -> SessionResult:
              "replay_underflows": None, "device_sample_rate": None,
              "own_click_residues": None if core.aec is None else core.residues_rejected}
     return _finish(s, store, log, core, outcome, core.sample / sample_rate, time.monotonic() - t0,
-                   stats.xruns, extra)
+                   stats.xruns, extra, dash)
 
 
 def _leak_delay(s: SessionSettings, store, sample_rate: int, say):
