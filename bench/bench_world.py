@@ -769,7 +769,7 @@ def main(argv=None) -> int:
     real = [] if args.no_real else evaluate_real(data, skip_held_out=args.tuning_only)
     wall = time.perf_counter() - t_start
     tabs = tables(results, real)
-    tl = targets(results, real)
+    tl = [] if args.tuning_only else targets(results, real)
     for title, cols, rows in tabs:
         print("\n" + title + "\n" + text_table(cols, rows))
     print("\nTargets (held-out scenes):\n" + "\n".join(tl))

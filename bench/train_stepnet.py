@@ -235,7 +235,7 @@ def main(argv=None) -> int:
             vl = val_loss()
             if vl < best[0]:
                 best = (vl, {k: v.detach().clone() for k, v in net.state_dict().items()})
-            print(f"  step {step}  train {float(loss):.4f}  val {vl:.4f}  {time.perf_counter() - t0:.0f} s", flush=True)
+            print(f"  step {step}  train {float(loss.detach()):.4f}  val {vl:.4f}  {time.perf_counter() - t0:.0f} s", flush=True)
     vl = val_loss()
     if vl < best[0]:
         best = (vl, {k: v.detach().clone() for k, v in net.state_dict().items()})

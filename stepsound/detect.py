@@ -89,7 +89,7 @@ class DetectorConfig:
     pre_window_s: float = 0.06
     band_weights: tuple = (1.0, 0.5, 1.0, 1.0)
     model: str | None = None
-    model_threshold: float = 0.5
+    model_threshold: float = 0.85
     model_scale: float = 20.0
 
     def replace(self, **changes) -> "DetectorConfig":
