@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real audio device with no sound card: PulseAudio + a null sink and its monitor.
-# See shared/ci/VIRTUAL_AUDIO.md for the measurements behind every step.
+# See docs/virtual-audio.md for the measurements behind every step.
 #
 #   .ci/virtual-audio.sh start    start (idempotent); prints the environment to use
 #   .ci/virtual-audio.sh stop     stop what `start` started (idempotent)

@@ -7,7 +7,7 @@ Usage (from the repository root)::
     python audio_fixtures/make_fixtures.py --list     # describe, write nothing
 
 Every fixture is a pure function of the arguments below (see
-:func:`stepsound.synth.synth_run`), so rerunning this script reproduces the
+:func:`stepsynth.synth_run`), so rerunning this script reproduces the
 committed files sample for sample.  For each ``NAME`` it writes ``NAME.flac``
 (16-bit mono), ``NAME.steps.csv`` (truth) and ``NAME.meta.json`` (everything
 else: cadence schedule, runner, room, mic, noise parameters, gains, per-step
@@ -24,7 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root, so this runs without installing
 
-from stepsound.synth import synth_run  # noqa: E402
+from stepsynth import synth_run  # noqa: E402
 
 #: One loudness block every 6 s: 0, +3, +6, 0, -4, +6, 0, +3, -4, 0 dB.
 LOUDNESS_BLOCKS_DB = (0.0, 3.0, 6.0, 0.0, -4.0, 6.0, 0.0, 3.0, -4.0, 0.0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Step-detection accuracy of stepsound vs librosa (and aubio when installed).
 
-Synthetic treadmill scenes with exact truth (``stepsound.synth.synth_run``) over
+Synthetic treadmill scenes with exact truth (``stepsynth.synth_run``) over
 noise kind x SNR x strike x sample rate x seed, then the third-party walking
 recordings of ``../shared/data/footsteps`` (skipped when absent).
 
@@ -16,7 +16,7 @@ Per scene and detector:
   sample minus true onset, for the steps matched at 50 ms;
 - cadence error in 10 s windows (see ``cadence_windows``).
 
-stepsound is the streaming :class:`stepsound.detect.Detector` (its low-latency
+stepsound is the streaming :class:`stepsound.detect.detector.Detector` (its low-latency
 ``Onset`` events) and, for the displayed cadence, the :class:`Engine`'s
 ``CadenceTick`` values.  librosa is ``onset_strength`` + ``onset_detect``
 with librosa's defaults except ``wait`` (200 ms minimum gap between onsets).
@@ -114,7 +114,7 @@ def run_aubio(y: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
 
 def run_stepsound(y: np.ndarray, sample_rate: int) -> dict:
     """Detector onsets (time, commit time) and the Engine's displayed cadence ticks."""
-    from stepsound.detect import Detector, Onset
+    from stepsound.detect.detector import Detector, Onset
     from stepsound.engine import CadenceTick, Engine
 
     det = Detector(sample_rate)
@@ -259,7 +259,7 @@ class SceneSpec:
 
 
 def build_grid(quick: bool, seeds: int, duration_s: float, data_dir: Path | None) -> list[SceneSpec]:
-    from stepsound.synth import HELDOUT_NOISE_KINDS
+    from stepsynth import HELDOUT_NOISE_KINDS
 
     noises = [(n, n, n in HELDOUT_NOISE_KINDS, False) for n in SYNTH_NOISES]
     if data_dir is not None and (data_dir / "noise").is_dir():
@@ -299,7 +299,7 @@ def _worker_init(use_aubio: bool) -> None:
 
 
 def run_scene(spec: SceneSpec) -> dict:
-    from stepsound.synth import synth_run
+    from stepsynth import synth_run
 
     scene = synth_run(spec.duration_s, spec.sample_rate, cadence_spm=list(spec.cadence), seed=spec.seed,
                       snr_db=spec.snr_db, noise=spec.noise_arg, strike=spec.strike, pauses=list(spec.pauses))
@@ -561,7 +561,7 @@ def evaluate_real(data_dir: Path, use_aubio: bool) -> list[dict]:
     import soundfile as sf
 
     from stepsound.analyze import analyze_file
-    from stepsound.detect import Detector, Onset
+    from stepsound.detect.detector import Detector, Onset
 
     out = []
     for path in sorted((data_dir / "footsteps").glob("*.flac")):
@@ -726,7 +726,7 @@ def results_markdown(header: dict, args, results: list[dict], detectors: list[st
     dur = results[0]["spec"]["duration_s"] if results else 0
     nseeds = len({r["spec"]["seed_index"] for r in results})
     lines += ["",
-              f"{len(results)} synthetic scenes of {dur:g} s (`stepsound.synth.synth_run`): noise "
+              f"{len(results)} synthetic scenes of {dur:g} s (`stepsynth.synth_run`): noise "
               f"{', '.join(noise_order)} × SNR {', '.join(f'{s:+d}' for s in SNRS_DB)} dB × strike heel/forefoot/"
               f"mixed × {', '.join(str(r) for r in SAMPLE_RATES)} Hz × {nseeds} seed(s); cadence drifting "
               "150→185, drifting 185→152 or steady 170 steps/min (one profile per seed), half the scenes with a 5 s pause. `bed:*` = the real noise "

@@ -1,6 +1,6 @@
 """Landing grading bench: impact tracking, heavy flags and heel/forefoot accuracy.
 
-Every scene is synthesised (:func:`stepsound.synth.synth_run`) with exact
+Every scene is synthesised (:func:`stepsynth.synth_run`) with exact
 per-step truth, then streamed through the same :class:`Engine` and
 :class:`LandingGrader` as ``analyze`` and live sessions.
 
@@ -43,9 +43,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from stepsound.engine import Engine, Step
-from stepsound.grade import LandingGrader
-from stepsound.strike import fit_strike_classifier, strike_matrix
-from stepsound.synth import synth_run
+from stepsound.grade.impact import LandingGrader
+from stepsound.grade.strike import fit_strike_classifier, strike_matrix
+from stepsynth import synth_run
 
 SAMPLE_RATE = 44100
 BLOCK_LEVELS_DB = (-6.0, -3.0, 3.0, 9.0, 12.0)
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     lines = ["## Landing grading", "",
              f"`PYTHONPATH=. python bench/bench_grading.py{' --quick' if args.quick else ''}` "
              f"({time.strftime('%Y-%m-%d')}, {time.time() - t0:.0f} s).  Synthetic treadmill runs "
-             "(`stepsound.synth`), streamed through `Engine` + `LandingGrader` (default settings: "
+             "(`stepsynth`), streamed through `Engine` + `LandingGrader` (default settings: "
              "300-step rolling usual-loudness baseline, nothing frozen, heavy at +6 dB).", "",
              f"### Impact vs known step gains ({impact_s:.0f} s runs; blocks at "
              f"{', '.join(f'{v:+g}' for v in BLOCK_LEVELS_DB)} dB; first {WARMUP_STEPS} steps left out)", "",

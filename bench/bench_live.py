@@ -46,7 +46,7 @@ VA = REPO_DIR / ".ci" / "virtual-audio.sh"
 
 def recordings(quick: bool) -> list[dict]:
     """(name, path, truth times [s], ignore-near times [s]) of the recordings to play."""
-    from stepsound.synth import read_truth_csv
+    from stepsynth import read_truth_csv
 
     fx = REPO_DIR / "audio_fixtures" / "treadmill_run.flac"
     rate = sf.info(str(fx)).samplerate
@@ -83,8 +83,8 @@ def step_level(path: Path) -> float:
 
 def click_arrivals(mic: np.ndarray, rate: int, clicks_s: np.ndarray, volume: float) -> float | None:
     """Where our clicks really arrived in this stream [samples after their output sample]."""
-    from stepsound.metronome import Metronome
-    from stepsound.roundtrip import analyse_response, deconvolve
+    from stepsound.cue.metronome import Metronome
+    from stepsound.echo.roundtrip import analyse_response, deconvolve
 
     met = Metronome(rate, cadence_spm=60, sound="woodblock", level_db=volume)
     one = np.zeros(rate, np.float32)

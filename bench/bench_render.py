@@ -38,7 +38,7 @@ args, ext, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 if args is None:
-    from stepsound.metronome import Metronome
+    from stepsound.cue.metronome import Metronome
     m = Metronome(44100, cadence_spm=170)
     pos = 0
     while pos < 3 * 3600 * 44100:
@@ -46,7 +46,7 @@ if args is None:
         m.skip_to(pos)
         m.read_clicks()
 else:
-    from stepsound.cli import main
+    from stepsound.cli.main import main
     rc = main(["render", *args, "-o", out])
     assert rc == 0, rc
 elapsed = time.perf_counter() - t0

@@ -67,7 +67,7 @@ def write_synth_file(path: Path, duration_s: float, sample_rate: int, chunk_s: f
     """
     import soundfile as sf
 
-    from stepsound.synth import synth_run
+    from stepsynth import synth_run
 
     t0 = time.perf_counter()
     n_chunks = int(math.ceil(duration_s / chunk_s))
@@ -88,9 +88,9 @@ CORE_CONFIG = None
 
 
 def bench_core(reps: int) -> list[dict]:
-    from stepsound.detect import Detector
+    from stepsound.detect.detector import Detector
     from stepsound.engine import Engine
-    from stepsound.synth import synth_run
+    from stepsynth import synth_run
 
     rows = []
     for rate in CORE_RATES:
@@ -166,9 +166,9 @@ def time_analyze(path: Path, reps: int) -> dict:
 
 def time_breakdown(path: Path, reps: int) -> dict:
     """Wall time of decoding alone, decoding + Detector, decoding + Engine (median of reps) [s]."""
-    from stepsound.detect import Detector
+    from stepsound.detect.detector import Detector
     from stepsound.engine import Engine
-    from stepsound.source import FileSource
+    from stepsound.audio.files import FileSource
 
     def one(make):
         src = FileSource(str(path))
@@ -309,7 +309,7 @@ def main(argv=None) -> int:
                         "--core-only --no-write")
     args = p.parse_args(argv)
     if args.model is not None:
-        from stepsound.detect import DetectorConfig
+        from stepsound.detect.detector import DetectorConfig
 
         global CORE_CONFIG
         CORE_CONFIG = DetectorConfig().replace(model=None if args.model == "none" else args.model)

@@ -11,7 +11,7 @@ skips cleanly when the folder is absent):
 
 - step banks (families): ``bbc`` (events cut from the BBC pavement walks),
   ``mii`` (indoor phone-mic walking), ``moodist`` (gravel, snow), and
-  ``synth`` (stepsound.synth footfalls, no noise, no room);
+  ``synth`` (stepsynth footfalls, no noise, no room);
 - bed families: ``street`` (city traffic, busy street, highway, wind, water),
   ``domestic`` (dishes, running tap, office, keyboard), ``speech``
   (LibriSpeech), ``machine`` (laundry room, inside a train, pink noise),
@@ -190,7 +190,7 @@ def load_banks(data: Path) -> dict[str, list[tuple[np.ndarray, int]]]:
         high, low = read_steps_csv(csv_path)
         every = np.sort(np.concatenate([high, low]))
         banks[fam] += [(e, rate) for e in cut_events(audio, rate, high, every)]
-    from stepsound.synth import synth_run
+    from stepsynth import synth_run
 
     for strike in ("heel", "forefoot"):
         sc = synth_run(60.0, 44100, cadence_spm=120.0, seed=stable_seed("world-synth", strike) % 100000,
@@ -734,7 +734,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     global DETECTOR_CONFIG
     if args.model is not None or args.model_threshold is not None:
-        from stepsound.detect import DetectorConfig
+        from stepsound.detect.detector import DetectorConfig
 
         cfg = DetectorConfig()
         if args.model is not None:

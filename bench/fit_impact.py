@@ -38,7 +38,7 @@ def collect(specs, data, banks, config=None):
     import mir_eval
 
     from stepsound.engine import Engine, Step
-    from stepsound.strike import landing_db
+    from stepsound.grade.strike import landing_db
 
     rows = []
     for spec in specs:
@@ -96,7 +96,7 @@ def main(argv=None):
     banks = bw.load_banks(data)
     cfg = None
     if args.model:
-        from stepsound.detect import DetectorConfig
+        from stepsound.detect.detector import DetectorConfig
 
         cfg = DetectorConfig().replace(model=None if args.model == "none" else args.model)
     rng = np.random.default_rng(1)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train the learned step-onset model (stepsound/models/stepnet.npz).
+"""Train the learned step-onset model (stepsound/detect/models/stepnet.npz).
 
 Training data: domain-randomized scenes from bench_world's own scene builder
 (:func:`bench_world.render`: events placed on a cadence profile over a bed, room
@@ -17,7 +17,7 @@ time from ../shared/data; only the trained weights are written to the
 repository.
 
 Features are computed by the Cython front end itself
-(:meth:`stepsound._stepnet.StepNet.features`), so training and inference see
+(:meth:`stepsound.detect._stepnet.StepNet.features`), so training and inference see
 the same numbers.  Labels per hop: 1 for hops starting 0-24 ms after a true
 onset, ignored from -10 to 0 ms and from 24 to 90 ms after it (the step's own
 decay: the detector's refractory interval covers it), 0 elsewhere.
@@ -49,7 +49,7 @@ single_thread_env()
 import numpy as np  # noqa: E402
 
 import bench_world as bw  # noqa: E402
-from stepsound.stepnet import DEFAULT_CENTRES_HZ, DEFAULT_Q, MODEL_PATH, feature_extractor  # noqa: E402
+from stepsound.detect.stepnet import DEFAULT_CENTRES_HZ, DEFAULT_Q, MODEL_PATH, feature_extractor  # noqa: E402
 
 TRAIN_STEPS = bw.TUNING_STEPS
 TRAIN_BEDS = bw.TUNING_BEDS
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
     print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes)")
 
     # the Cython inference must agree with the trained network
-    from stepsound.stepnet import load_model, make_stepnet
+    from stepsound.detect.stepnet import load_model, make_stepnet
 
     load_model.cache_clear()
     i = int(val_idx[0])

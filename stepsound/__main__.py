@@ -1,4 +1,4 @@
 """``python -m stepsound`` runs the command line."""
-from stepsound.cli import entry
+from stepsound.cli.main import entry
 
 entry()

@@ -1,4 +1,4 @@
-"""``stepsound analyze``: steps, cadence and landings of recordings, offline.
+"""Steps, cadence and landings of recordings, offline (``stepsound analyze``).
 
 The file is streamed block by block through the very :class:`Engine` a live
 session uses (no look-ahead, no second pass), so what is measured here is
@@ -6,19 +6,17 @@ what a runner would have been told live.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from stepsound.atomic import output_file
-from stepsound.cadence import side_asymmetry
+from stepsound.detect.cadence import side_asymmetry
 from stepsound.engine import CadenceTick, Engine, Step
 from stepsound.errors import AudioFileError, ParameterError, StepsoundError
-from stepsound.source import DEFAULT_BLOCK_SIZE, FileSource, find_audio_files
+from stepsound.audio.files import DEFAULT_BLOCK_SIZE, FileSource
 
 SCHEMA_VERSION = 1
 
@@ -57,6 +55,27 @@ class Analysis:
         """Summary statistics (see README for each key)."""
         return summarize([s.to_dict() for s in self.steps], [t.spm for t in self.cadence],
                          self.heavy_db, self.latency_ms)
+
+    def steps_frame(self):
+        """The steps as a pandas DataFrame, one row per step (the ``--csv`` columns and the features).
+
+        Needs the optional pandas extra (``pip install "stepsound[pandas]"``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by step number; ``time_s`` [s], ``impact_db`` [dB re the runner's baseline],
+            ``cadence_spm`` [steps/min], ``heavy``, ``side``, ``strike`` ... (see README, "Outputs").
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ParameterError('steps_frame() needs pandas: pip install "stepsound[pandas]"') from None
+        records = [s.to_dict() for s in self.steps]
+        frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(
+            columns=["time_s", "onset_sample", "impact_db", "heavy", "cadence_spm", "side", "extra"])
+        frame.index.name = "step"
+        return frame
 
     def to_dict(self) -> dict:
         """The ``--json`` document (schema in README.md)."""
@@ -185,6 +204,64 @@ def analyze_file(path: str, *, block_size: int = DEFAULT_BLOCK_SIZE, engine_fact
                     1000.0 * engine.latency_samples / rate, engine.grader.heavy_db, source.warning)
 
 
+def analyze_array(samples, sample_rate: int, *, block_size: int = DEFAULT_BLOCK_SIZE, engine_factory=None,
+                  name: str = "<array>") -> Analysis:
+    """Stream audio already in memory through the engine, as :func:`analyze_file` does a file.
+
+    Parameters
+    ----------
+    samples : array_like [shape=(n,) or (n, channels)]
+        Audio in [-1, 1] (any float or integer dtype is converted to float32; integers are scaled by
+        their full range); channels are averaged.
+    sample_rate : int [Hz]
+        8000 to 384000.
+    block_size : int [samples]
+        Block size used to feed the engine (results do not depend on it).
+    engine_factory : callable(sample_rate) -> Engine, optional
+        E.g. :class:`stepsound.engine.EngineFactory` for a runner profile.
+    name : str
+        What the analysis names as its ``file``.
+
+    Returns
+    -------
+    Analysis
+
+    Raises
+    ------
+    ParameterError
+        Not 1-D or 2-D audio, an impossible sample rate or block size, or non-finite samples.
+    """
+    x = np.asarray(samples)
+    if x.ndim not in (1, 2) or x.size == 0:
+        raise ParameterError(f"samples must be a non-empty array of shape (n,) or (n, channels), not {x.shape}")
+    if np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float64) / float(np.iinfo(x.dtype).max)
+    elif not np.issubdtype(x.dtype, np.floating):
+        raise ParameterError(f"samples must be numbers, not {x.dtype}")
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not isinstance(sample_rate, (int, np.integer)) or not 8000 <= int(sample_rate) <= 384000:
+        raise ParameterError(f"sample_rate={sample_rate!r} must be a whole number of Hz from 8000 to 384000")
+    if not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ParameterError(f"block_size={block_size!r} must be a positive number of samples")
+    bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size:
+        raise ParameterError(f"{name}: contains non-finite (NaN/inf) samples, first at {bad[0] / sample_rate:.3f} s")
+    rate = int(sample_rate)
+    engine = engine_factory(rate) if engine_factory else Engine(rate)
+    steps: list[Step] = []
+    ticks: list[CadenceTick] = []
+    for start in range(0, len(x), block_size):
+        for ev in engine.process(x[start:start + block_size]):
+            if isinstance(ev, Step):
+                steps.append(ev)
+            elif isinstance(ev, CadenceTick):
+                ticks.append(ev)
+    return Analysis(name, rate, len(x) / rate, steps, ticks, 1000.0 * engine.latency_samples / rate,
+                    engine.grader.heavy_db, None)
+
+
 # -- output ---------------------------------------------------------------------
 
 CSV_COLUMNS = ["time_s", "onset_sample", "cadence_spm", "smoothed_spm", "side", "impact_db", "heavy",
@@ -195,7 +272,7 @@ def write_csv(analyses: list[Analysis], path: str) -> None:
     """Write the per-step table of one or more analyses (a ``file`` column first)."""
     import csv
 
-    from stepsound.detect import FEATURE_NAMES
+    from stepsound.detect.detector import FEATURE_NAMES
 
     columns = ["file"] + CSV_COLUMNS + list(FEATURE_NAMES)
     with output_file(path, newline="") as fh:
@@ -281,24 +358,6 @@ def format_summary(a: Analysis) -> str:
     return "\n".join(lines)
 
 
-# -- command line ---------------------------------------------------------------------
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="FILE|FOLDER", help="recordings or folders of recordings")
-    p.add_argument("--json", metavar="PATH", help="write the results as JSON (- for stdout)")
-    p.add_argument("--csv", metavar="PATH", help="write the per-step table as CSV (- for stdout)")
-    p.add_argument("--plot", metavar="PATH.png", help="plot cadence and per-step impact "
-                   "(several files: PATH-<name>.png each)")
-    p.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, metavar="N",
-                   help=f"samples per block fed to the engine (default {DEFAULT_BLOCK_SIZE}; results do not change)")
-    p.add_argument("--jobs", type=int, default=None, metavar="N", help="parallel workers (default: all cores)")
-    p.add_argument("--quiet", action="store_true", help="no human summary, no progress bar")
-    p.add_argument("--profile", metavar="NAME", help="runner profile from `stepsound calibrate`: "
-                   "heel/forefoot per step (and its learned heavy threshold)")
-    p.add_argument("--heavy-db", type=float, metavar="DB", help="impact over the runner's baseline that "
-                   "makes a step heavy (default: the profile's, else 6)")
-
-
 def _worker(path: str, block_size: int, engine_factory=None):
     try:
         return analyze_file(path, block_size=block_size, engine_factory=engine_factory), None
@@ -373,126 +432,54 @@ def _analyze_in_pool(paths: list, jobs: int, block_size: int, factory, progress,
     return interrupted
 
 
-def _check_options(args) -> None:
-    """Usage errors of ``analyze``, found before any work."""
-    if args.block_size < 1:
-        raise ParameterError(f"--block-size={args.block_size} must be a positive number of samples")
-    if args.jobs is not None and args.jobs < 1:
-        raise ParameterError(f"--jobs={args.jobs} must be a positive number of workers (default: all cores)")
-    if args.json == "-" and args.csv == "-":
-        raise ParameterError("--json - and --csv - would both write to standard output; send one to a file")
+class _NoProgress:
+    def advance(self):
+        pass
+
+    def file_progress(self, seconds: float):
+        pass
 
 
-def _write_outputs(args, paths: list, results: list, errors: list) -> list[str]:
-    """Write ``--json``, ``--csv`` and ``--plot``, each independently of the others' failure.
+def analyze_files(paths: list, *, block_size: int = DEFAULT_BLOCK_SIZE, engine_factory=None, jobs: int = 1,
+                  progress=None) -> tuple[list, list, bool]:
+    """Analyse several recordings, in ``jobs`` worker processes when more than one.
+
+    Parameters
+    ----------
+    paths : list of str
+    block_size : int
+        Samples per block fed to the engine (results do not depend on it).
+    engine_factory : callable or None
+        Makes each file's :class:`Engine` (e.g. ``stepsound.grade.impact.EngineFactory``); picklable.
+    jobs : int
+        Worker processes (1: analyse here, in this process).
+    progress : object or None
+        Told ``advance()`` after each file and, for a single file, ``file_progress(seconds)``.
 
     Returns
     -------
-    failures : list of str
-        One message per output that could not be written.
+    (list, list, bool)
+        Per path: an :class:`Analysis` or None; per path: an error message or None
+        (``INTERRUPTED`` for files left out after a first Ctrl-C); and whether a
+        first Ctrl-C stopped the work early.  A second Ctrl-C raises KeyboardInterrupt.
     """
-    done = [a for a in results if a is not None]
-    failures: list[str] = []
-
-    def attempt(write, *a, **kw):
-        try:
-            write(*a, **kw)
-        except StepsoundError as exc:
-            failures.append(str(exc))
-
-    if args.json:
-        items = [a if a is not None else {"file": p, "error": e} for a, p, e in zip(results, paths, errors)]
-        attempt(write_analyses_json, items, args.json, single=len(paths) == 1 and results[0] is not None)
-    if args.csv:
-        attempt(write_csv, done, args.csv)
-    if args.plot and done:
-        from stepsound.plot import plot_analysis
-
-        for a in done:
-            out = args.plot
-            if len(paths) > 1:
-                stem, ext = os.path.splitext(args.plot)
-                out = f"{stem}-{os.path.splitext(os.path.basename(a.file))[0]}{ext or '.png'}"
-            attempt(plot_analysis, a, out)
-    return failures
-
-
-def run(args) -> int:
-    _check_options(args)
-    paths = find_audio_files(args.paths)
-    if not paths:
-        raise AudioFileError(f"{', '.join(args.paths)}: no audio files found")
-    from stepsound.grade import EngineFactory
-
-    factory = EngineFactory(heavy_db=args.heavy_db, profile=args.profile)
-    factory.grader()  # a bad profile or threshold fails here, once
+    progress = progress or _NoProgress()
     results: list = [None] * len(paths)
     errors: list = [None] * len(paths)
-    progress = _Progress(enabled=not args.quiet and sys.stderr.isatty(), total=len(paths))
-    jobs = min(args.jobs or os.cpu_count() or 1, len(paths))
     interrupted = False
-    with progress:
-        if jobs == 1:
-            try:
-                for i, path in enumerate(paths):
-                    try:
-                        results[i] = analyze_file(path, block_size=args.block_size, engine_factory=factory,
-                                                  on_progress=progress.file_progress if len(paths) == 1 else None)
-                    except StepsoundError as exc:
-                        errors[i] = str(exc)
-                    progress.advance()
-            except KeyboardInterrupt:
-                interrupted = True
-        else:
-            interrupted = _analyze_in_pool(paths, jobs, args.block_size, factory, progress, results, errors)
+    if jobs <= 1:
+        try:
+            for i, path in enumerate(paths):
+                try:
+                    results[i] = analyze_file(path, block_size=block_size, engine_factory=engine_factory,
+                                              on_progress=progress.file_progress if len(paths) == 1 else None)
+                except StepsoundError as exc:
+                    errors[i] = str(exc)
+                progress.advance()
+        except KeyboardInterrupt:
+            interrupted = True
+    else:
+        interrupted = _analyze_in_pool(paths, jobs, block_size, engine_factory, progress, results, errors)
     if interrupted:
-        # what was analysed is still written; the rest is marked, and the exit code says interrupted
         errors = [INTERRUPTED if r is None and e is None else e for r, e in zip(results, errors)]
-    for err in errors:
-        if err and err is not INTERRUPTED:
-            print(f"stepsound: error: {err}", file=sys.stderr)
-    for a in results:
-        if a is not None and a.warning:
-            print(f"stepsound: warning: {a.warning}", file=sys.stderr)
-    if not args.quiet and not (args.json == "-" or args.csv == "-"):
-        for a in results:
-            if a is not None:
-                print(format_summary(a))
-    failures = _write_outputs(args, paths, results, errors)
-    for msg in failures:
-        print(f"stepsound: error: {msg}", file=sys.stderr)
-    if interrupted:
-        raise KeyboardInterrupt
-    return 1 if any(errors) or failures else 0
-
-
-class _Progress:
-    """A rich progress bar on stderr (only on a terminal)."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled = enabled
-        self.total = total
-        self._bar = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self._bar = Progress(console=Console(stderr=True), transient=True)
-            self._bar.__enter__()
-            self._task = self._bar.add_task("analysing", total=self.total)
-        return self
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-        return False
-
-    def advance(self):
-        if self._bar is not None:
-            self._bar.advance(self._task)
-
-    def file_progress(self, seconds: float):
-        if self._bar is not None:
-            self._bar.update(self._task, description=f"analysing ({seconds:.0f} s of audio)")
+    return results, errors, interrupted

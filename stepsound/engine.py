@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from stepsound.cadence import CadenceTracker
-from stepsound.detect import Detector, DetectorConfig, Onset, StepFeatures
-from stepsound.grade import LandingGrader
+from stepsound.detect.cadence import CadenceTracker
+from stepsound.detect.detector import Detector, DetectorConfig, Onset, StepFeatures
+from stepsound.grade.impact import LandingGrader, check_heavy_db
+from stepsound.grade.profiles import load_profile
 
 
 @dataclass(slots=True)
@@ -27,7 +28,7 @@ class StepOnsetEvent:
     side : str or None
     extra : bool
         Too early for the current rhythm, or off its grid after missed
-        steps (see :class:`stepsound.cadence.CadenceTracker`); not counted
+        steps (see :class:`stepsound.detect.cadence.CadenceTracker`); not counted
         for cadence.
     """
 
@@ -58,7 +59,7 @@ class Step:
     heavy : bool
     features : dict
         Detector features (``peak_db``, ``energy_db`` ... see
-        :data:`stepsound.detect.FEATURE_NAMES`).
+        :data:`stepsound.detect.detector.FEATURE_NAMES`).
     """
 
     onset_sample: int
@@ -164,7 +165,7 @@ class Engine:
         """Feed one block; return the events completed, in sample order.
 
         ``ref`` (live duplex only): our own output delayed by the round trip,
-        see :meth:`stepsound.detect.Detector.process`.
+        see :meth:`stepsound.detect.detector.Detector.process`.
         """
         out: list = []
         for ev in self.detector.process(block, ref):
@@ -195,3 +196,37 @@ class Engine:
             t = self._next_tick
             out.append(CadenceTick(t, t / self.sample_rate, self.cadence.at(t)))
             self._next_tick += self.tick_samples
+
+
+class EngineFactory:
+    """A picklable ``callable(sample_rate) -> Engine`` with a :class:`LandingGrader`.
+
+    For :func:`stepsound.analyze.analyze_file` (also across worker
+    processes).  The profile is loaded once, by name, in each process.
+
+    Parameters
+    ----------
+    heavy_db : float, optional [dB]
+    profile : str, optional
+        Profile name (see :mod:`stepsound.grade.profiles`).
+    """
+
+    def __init__(self, heavy_db: float | None = None, profile: str | None = None):
+        self.heavy_db = None if heavy_db is None else check_heavy_db(heavy_db)
+        self.profile = profile
+        self._loaded = None
+
+    def grader(self) -> LandingGrader:
+        """A fresh grader (loading the profile on first use)."""
+        prof = None
+        if self.profile is not None:
+            if self._loaded is None:
+                self._loaded = load_profile(self.profile)
+            prof = self._loaded
+        return LandingGrader(heavy_db=self.heavy_db, profile=prof)
+
+    def __call__(self, sample_rate: int):
+        return Engine(sample_rate, grader=self.grader())
+
+    def __getstate__(self):
+        return {"heavy_db": self.heavy_db, "profile": self.profile, "_loaded": None}

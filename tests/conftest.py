@@ -3,7 +3,7 @@
 ``virtual_audio`` (session scope) gives the tests a real PortAudio duplex device
 with no sound card: a private PulseAudio server with a null sink, whose monitor
 source captures whatever is played to the sink (see ``.ci/virtual-audio.sh`` and
-shared/ci/VIRTUAL_AUDIO.md).  Tests using it are marked ``@pytest.mark.audio``;
+docs/virtual-audio.md).  Tests using it are marked ``@pytest.mark.audio``;
 it skips them with a clear reason where no audio server can run (pulseaudio or
 PortAudio missing, server refuses to start, PortAudio sees no ``pulse`` device).
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from _signals import bursts
-from stepsound._aec import EchoCanceller
-from stepsound.metronome import Metronome
+from stepsound.echo._aec import EchoCanceller
+from stepsound.cue.metronome import Metronome
 
 SR = 44100
 LAG = 1662
@@ -77,7 +77,7 @@ def test_started_from_the_measured_response_it_cancels_from_the_first_click(room
 def test_without_a_measured_response_the_clicks_teach_it_the_path():
     """No sweep measurement (refused, or --round-trip-ms given): the tracker deconvolves the session's own
     clicks and hands the canceller the path once three estimates agree; from then on it cancels."""
-    from stepsound.echo_path import EchoPathTracker
+    from stepsound.echo.path import EchoPathTracker
 
     out, mic, echo, _ = _scene(8.0, room=True)
     aec = EchoCanceller(SR, LAG - 2000)      # a guess 45 ms off

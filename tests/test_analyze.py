@@ -4,13 +4,14 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from stepsound.analyze import analyze_file
-from stepsound.cli import main
+from stepsound.cli.main import main
 
 from _signals import bursts, match
 
@@ -242,3 +243,38 @@ def test_command_line_entry_point(run_file):
                          capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["summary"]["steps"] == len(truth)
+
+
+def test_a_replayed_truncated_file_warns_like_analyze(tmp_path, capsys):
+    """run --input-file on a truncated file: the session covers the readable part and says so in one line."""
+    x, _ = bursts(sample_rate=SR, duration_s=10.0, seed=13)
+    good = tmp_path / "good.flac"
+    sf.write(good, x, SR)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    out = tmp_path / "s.json"
+    code = main(["run", "--input-file", str(cut), "--fast", "--db", "none", "--json", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 0
+    assert len(err) == 1 and err[0].startswith("stepsound: warning: ") and "cut.flac" in err[0], err
+    assert 2.0 < json.loads(out.read_text())["duration_s"] < 8.0
+
+
+#: The summary keys README.md documents for `run --json` beyond the analyze schema.
+RUN_SUMMARY_KEYS = ("baseline_spm", "final_target_spm", "cues_given", "clicks_played", "status", "xruns",
+                    "events_dropped", "leak_gains_db", "leak_ref_delay_samples", "leak_ref_shift_samples",
+                    "round_trip_changes", "startup_flags", "echo_cancel")
+
+
+def test_every_documented_summary_key_is_in_a_fast_replay(tmp_path):
+    x, _ = bursts(sample_rate=SR, duration_s=5.0, seed=13)
+    f = tmp_path / "r.flac"
+    sf.write(f, x, SR)
+    out = tmp_path / "s.json"
+    assert main(["run", "--input-file", str(f), "--fast", "--db", "none", "--json", str(out), "--quiet"]) == 0
+    summary = json.loads(out.read_text())["summary"]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for key in RUN_SUMMARY_KEYS:
+        assert f"`{key}`" in readme, key          # the list above is the README's
+        assert key in summary, key
+    assert summary["echo_cancel"] is None and summary["xruns"] == 0 and summary["status"] == "complete"

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from stepsound.cadence import CadenceTracker, side_asymmetry
+from stepsound.detect.cadence import CadenceTracker, side_asymmetry
 
 SR = 1000  # 1 sample = 1 ms keeps the arithmetic readable
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stepsound.calibrate import LiveCalibration, learn_heavy_db, make_profile
-from stepsound.cli import main
+from stepsound.grade.calibrate import LiveCalibration, learn_heavy_db, make_profile
+from stepsound.cli.main import main
 from stepsound.errors import ParameterError, StepsoundError, StoreError
-from stepsound.grade import LandingGrader
-from stepsound.profiles import (RunnerProfile, check_name, list_profiles, load_profile, profile_path,
+from stepsound.grade.impact import LandingGrader
+from stepsound.grade.profiles import (RunnerProfile, check_name, list_profiles, load_profile, profile_path,
                                 save_profile)
-from stepsound.strike import CalibrationError, STRIKE_FEATURES, fit_strike_classifier, strike_vector
-from stepsound.synth import synth_run
+from stepsound.grade.strike import CalibrationError, STRIKE_FEATURES, fit_strike_classifier, strike_vector
+from stepsynth import synth_run
 
 RATE = 22050
 REPO = Path(__file__).resolve().parents[1]
@@ -395,12 +395,12 @@ def test_live_missing_device_is_one_line(capsys):
 
 
 def test_live_ctrl_c_exits_130(monkeypatch, capsys):
-    import stepsound.calibrate as cal
+    import stepsound.cli.calibrate as cal
 
-    def interrupted(args, say):
+    def interrupted(**settings):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cal, "_live_steps", interrupted)
+    monkeypatch.setattr(cal, "live_calibration_steps", interrupted)
     assert main(["calibrate", "--live", "--name", "x"]) == 130
     assert list_profiles() == []
 

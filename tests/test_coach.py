@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from stepsound.cli import main
-from stepsound.coach import Coach, CoachConfig
+from stepsound.cli.main import main
+from stepsound.coach.coach import Coach, CoachConfig
 from stepsound.engine import CadenceTick, Step
 from stepsound.errors import ParameterError
-from stepsound.synth import synth_run
+from stepsynth import synth_run
 
 SR = 1000  # one sample per millisecond keeps the arithmetic readable
 
@@ -186,7 +186,7 @@ def test_replay_heavy_landings_trigger_land_softer_with_cooldown(tmp_path):
 
 
 def test_relative_targets_are_checked_at_start_and_stay_holdable():
-    from stepsound.coach import _Goal
+    from stepsound.coach.coach import _Goal
 
     for bad in ("+500%", "-100%", "+31%", "+90spm"):
         with pytest.raises(ParameterError):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from stepsound.detect import Detector, DetectorConfig, Onset, StepFeatures, check_sample_rate, design_filters
+from stepsound.detect.detector import Detector, DetectorConfig, Onset, StepFeatures, check_sample_rate, design_filters
 from stepsound.errors import ParameterError
 
 from _signals import bursts, match
@@ -195,7 +195,7 @@ def test_filters_are_stable_at_every_rate():
 def test_biquad_design_matches_scipy():
     from scipy import signal
 
-    from stepsound.detect import butter2
+    from stepsound.detect.detector import butter2
 
     for rate in (8000, 16000, 44100, 96000):
         for kind in ("lowpass", "highpass"):

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stepsound.cli import main
+from stepsound.cli.main import main
 from stepsound.errors import AudioDeviceError
-from stepsound.metronome import Metronome
+from stepsound.cue.metronome import Metronome
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,13 +31,13 @@ def test_import_and_offline_commands_work_without_portaudio(tmp_path):
                 if name == "sounddevice":
                     raise OSError("PortAudio library not found")
         sys.meta_path.insert(0, NoPortAudio())
-        import stepsound, stepsound.metronome, stepsound.render, stepsound.device, stepsound.cli
+        import stepsound, stepsound.cue.metronome, stepsound.cue.render, stepsound.audio.device, stepsound.cli.main
         assert "sounddevice" not in sys.modules
-        rc = stepsound.cli.main(["render", "--spm", "170", "--duration", "2s", "-o", r"{tmp_path}/a.wav"])
+        rc = stepsound.cli.main.main(["render", "--spm", "170", "--duration", "2s", "-o", r"{tmp_path}/a.wav"])
         assert rc == 0, rc
-        rc = stepsound.cli.main(["devices"])
+        rc = stepsound.cli.main.main(["devices"])
         assert rc == 1, rc
-        rc = stepsound.cli.main(["metronome", "--spm", "170"])
+        rc = stepsound.cli.main.main(["metronome", "--spm", "170"])
         assert rc == 1, rc
         """
     )
@@ -61,7 +61,7 @@ class _Flags:
 
 
 def test_stream_stats_counts_flags():
-    from stepsound.device import StreamStats
+    from stepsound.audio.device import StreamStats
 
     s = StreamStats()
     s.record(_Flags(), 256)
@@ -85,7 +85,7 @@ def _onsets(x, sample_rate, threshold=0.05, gap_s=0.1):
 
 
 def _loopback_once(va, seconds=4.0, cadence_spm=180):
-    from stepsound import device
+    from stepsound.audio import device
 
     sr = va.sample_rate
     m = Metronome(sr, cadence_spm=cadence_spm, sound="click", level_db=-3.0)
@@ -157,7 +157,7 @@ def test_devices_command_lists_the_virtual_device(virtual_audio, capsys):
 
 @pytest.mark.audio
 def test_resolve_device_errors(virtual_audio):
-    from stepsound import device
+    from stepsound.audio import device
 
     assert device.resolve_device("pulse", "duplex") == [d.name for d in device.list_devices()].index("pulse")
     assert device.resolve_device(None) is None
@@ -171,7 +171,7 @@ def test_resolve_device_errors(virtual_audio):
 
 @pytest.mark.audio
 def test_open_stream_with_impossible_settings_is_a_clear_error(virtual_audio):
-    from stepsound import device
+    from stepsound.audio import device
 
     with pytest.raises(AudioDeviceError, match="channel"):
         device.open_stream(lambda *a: None, sample_rate=virtual_audio.sample_rate, output_channels=64,
@@ -180,7 +180,7 @@ def test_open_stream_with_impossible_settings_is_a_clear_error(virtual_audio):
 
 @pytest.mark.audio
 def test_callback_exception_is_counted_not_raised(virtual_audio):
-    from stepsound import device
+    from stepsound.audio import device
 
     def bad(indata, outdata, frames, time_info, status):
         raise RuntimeError("bug in callback")
@@ -204,7 +204,7 @@ def test_metronome_command_plays_and_ends(virtual_audio, capsys):
 
 @pytest.mark.audio
 def test_metronome_command_ctrl_c_stops_cleanly(virtual_audio, capsys, monkeypatch):
-    from stepsound import metronome_cli
+    from stepsound.cue import live as metronome_live
 
     calls = {"n": 0}
     real_sleep = time.sleep
@@ -215,7 +215,7 @@ def test_metronome_command_ctrl_c_stops_cleanly(virtual_audio, capsys, monkeypat
             raise KeyboardInterrupt
         real_sleep(s)
 
-    monkeypatch.setattr(metronome_cli.time, "sleep", sleep)
+    monkeypatch.setattr(metronome_live.time, "sleep", sleep)
     rc = main(["metronome", "--plan", "plus5", "--baseline-spm", "160", "--device", virtual_audio.device,
                "--sample-rate", str(virtual_audio.sample_rate)])
     err = capsys.readouterr().err
@@ -228,7 +228,7 @@ def test_play_file_into_the_sink_is_heard_on_the_monitor(virtual_audio, tmp_path
     """The fixture's paplay helper: a file played "into the room" reaches a capture stream."""
     import soundfile as sf
 
-    from stepsound import device
+    from stepsound.audio import device
 
     sr = virtual_audio.sample_rate
     t = np.arange(int(0.5 * sr)) / sr
@@ -259,10 +259,27 @@ def test_what_c_libraries_print_never_reaches_the_terminal(tmp_path):
     import sys
 
     log = tmp_path / "native.log"
-    code = ("import os, sys; from stepsound.cli import _divert_native_stderr; _divert_native_stderr(); "
+    code = ("import os, sys; from stepsound.cli.main import _divert_native_stderr; _divert_native_stderr(); "
             "os.write(2, b'Expression err failed in pa_linux_alsa.c\\n'); print('stepsound: one line', file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={**__import__("os").environ, "STEPSOUND_NATIVE_LOG": str(log)})
     assert proc.returncode == 0
     assert proc.stderr == "stepsound: one line\n"
     assert "pa_linux_alsa" in log.read_text()
+
+
+def test_run_with_no_audio_server_says_so_in_one_line(tmp_path):
+    """No audio server (and no sound card): `run` names the problem, not PortAudio's "device -1"."""
+    import json
+    import os
+
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "PULSE_SERVER": f"unix:{tmp_path}/no-server"}
+    listed = subprocess.run([sys.executable, "-m", "stepsound", "devices", "--json"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    if listed.returncode != 0 or json.loads(listed.stdout or "[]"):
+        pytest.skip("this machine has audio devices without a server (a sound card): nothing to test")
+    for argv in (["run", "--duration", "1s", "--db", "none"], ["calibrate-latency", "--db", str(tmp_path / "s.db")]):
+        out = subprocess.run([sys.executable, "-m", "stepsound", *argv], env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 1, out
+        assert out.stderr.count("\n") == 1 and "no audio devices found" in out.stderr, out.stderr

@@ -7,9 +7,10 @@ import pytest
 
 from stepsound.engine import Engine, Step
 from stepsound.errors import ParameterError
-from stepsound.grade import DEFAULT_HEAVY_DB, EngineFactory, Grade, ImpactBaseline, LandingGrader
-from stepsound.strike import landing_db
-from stepsound.synth import synth_run
+from stepsound.engine import EngineFactory
+from stepsound.grade.impact import DEFAULT_HEAVY_DB, Grade, ImpactBaseline, LandingGrader
+from stepsound.grade.strike import landing_db
+from stepsynth import synth_run
 
 RATE = 22050
 HEAVY_LEVELS = (-6.0, -3.0, 3.0, 9.0, 12.0)
@@ -187,7 +188,7 @@ def heavy_file(tmp_path_factory):
 
 
 def test_analyze_json_has_heavy_steps_and_share(heavy_file, capsys):
-    from stepsound.cli import main
+    from stepsound.cli.main import main
 
     path, sc = heavy_file
     assert main(["analyze", str(path), "--json", "-", "--quiet"]) == 0
@@ -204,7 +205,7 @@ def test_analyze_json_has_heavy_steps_and_share(heavy_file, capsys):
 
 
 def test_analyze_heavy_db_option(heavy_file, capsys):
-    from stepsound.cli import main
+    from stepsound.cli.main import main
 
     path, _ = heavy_file
     assert main(["analyze", str(path), "--json", "-", "--quiet", "--heavy-db", "20"]) == 0

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from stepsound.errors import ParameterError
-from stepsound.metronome import ClickLog, Metronome
-from stepsound.plans import Feedback, Span, TempoMap, parse_plan
-from stepsound.sounds import SOUND_KINDS, db_to_gain, make_sound
+from stepsound.cue.metronome import ClickLog, Metronome
+from stepsound.coach.plans import Feedback, Span, TempoMap, parse_plan
+from stepsound.cue.sounds import SOUND_KINDS, db_to_gain, make_sound
 
 # ----------------------------------------------------------------------------- oracles
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stepsound.cli import build_parser, main
+from stepsound.cli.main import build_parser, main
 
 from _signals import bursts
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from stepsound.atomic import TEMP_MARK, atomic_open, atomic_path
-from stepsound.cli import main
+from stepsound.cli.main import main
 
 from _signals import bursts
 

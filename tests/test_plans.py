@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from stepsound.cli import main
+from stepsound.cli.main import main
 from stepsound.errors import ParameterError
-from stepsound.plans import PlanError, constant_map, list_presets, load_plan, parse_plan
+from stepsound.coach.plans import PlanError, constant_map, list_presets, load_plan, parse_plan
 from stepsound.units import format_duration, parse_duration_s, parse_target
 
 # ----------------------------------------------------------------------------- units

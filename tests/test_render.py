@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from stepsound.cli import main
+from stepsound.cli.main import main
 from stepsound.errors import AudioFileError
-from stepsound.metronome import Metronome
-from stepsound.plans import parse_plan
-from stepsound.render import MusicReader, StreamResampler, render_track
+from stepsound.cue.metronome import Metronome
+from stepsound.coach.plans import parse_plan
+from stepsound.cue.render import MusicReader, StreamResampler, render_track
 
 PLAN = """\
 name = "short"

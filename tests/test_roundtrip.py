@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from _signals import bursts
-from stepsound.roundtrip import (MAX_ROUND_TRIP_S, RoundTripRefused, deconvolve, judge_sweeps, sweep)
+from stepsound.echo.roundtrip import (MAX_ROUND_TRIP_S, RoundTripRefused, deconvolve, judge_sweeps, sweep)
 from stepsound.errors import AudioDeviceError
 
 SR = 44100

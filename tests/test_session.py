@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stepsound.cli import main
-from stepsound.coach import CoachConfig
+from stepsound.cli.main import main
+from stepsound.coach.coach import CoachConfig
 from stepsound.engine import CadenceTick, Step
-from stepsound.session import SessionCore, SessionLog
+from stepsound.session.core import SessionCore, SessionLog
 from stepsound.store import SessionStore
-from stepsound.synth import read_truth_csv
+from stepsynth import read_truth_csv
 
 from _signals import locate_in_recording, match
 
@@ -100,7 +100,7 @@ def test_bad_arguments_and_files(tmp_path, capsys):
 
 
 def test_ctrl_c_saves_the_session_and_finalizes_the_output(tmp_path, monkeypatch, capsys):
-    from stepsound import source
+    from stepsound.audio import files as source
 
     real_blocks = source.FileSource.blocks
 
@@ -368,7 +368,7 @@ def test_session_follows_a_changed_round_trip_and_never_runs_away():
     50 ms (an audio server changing its latency).  The detector must follow both and never count a click,
     while steps keep sounding (no runaway on rises that are steps)."""
     from _signals import bursts
-    from stepsound.session import REF_EARLY_S
+    from stepsound.session.core import REF_EARLY_S
 
     sr = 44100
     steps, truth = bursts(sample_rate=sr, duration_s=40.0, cadence_spm=162, noise_rms=0.005, level=0.3, seed=9)
@@ -466,7 +466,7 @@ def test_round_trip_measured_while_the_runner_runs_is_right_or_refused(virtual_a
         else:
             assert busy.returncode == 1 and busy.stderr.strip().count("\n") == 0, busy.stderr
             assert "round trip not measured" in busy.stderr
-    from stepsound.roundtrip import latency_key
+    from stepsound.echo.roundtrip import latency_key
     from stepsound.store import SessionStore
 
     store = SessionStore(str(db))
@@ -483,7 +483,7 @@ def test_echo_canceller_follows_a_changed_round_trip_and_cleans_the_microphone()
     steps) are removed from what the detector hears, the canceller follows the 50 ms jump of the round trip
     from the session's own clicks (not from the steps), and at most two clicks are counted while it does."""
     from _signals import bursts
-    from stepsound.session import REF_EARLY_S
+    from stepsound.session.core import REF_EARLY_S
 
     sr = 44100
     lag0, lag1 = 1640, 1640 + int(0.05 * sr)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from stepsound.errors import ParameterError
-from stepsound.sounds import CLICK_SOUNDS, CUE_SOUNDS, DESCRIPTIONS, SOUND_KINDS, make_sound
+from stepsound.cue.sounds import CLICK_SOUNDS, CUE_SOUNDS, DESCRIPTIONS, SOUND_KINDS, make_sound
 
 
 @pytest.mark.parametrize("sample_rate", [8000, 22050, 44100, 48000, 96000])

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from stepsound.detect import Detector, DetectorConfig, Onset, StepFeatures
+from stepsound.detect.detector import Detector, DetectorConfig, Onset, StepFeatures
 from stepsound.errors import ParameterError
-from stepsound.stepnet import design_bands, feature_extractor, load_model, make_stepnet, model_info
+from stepsound.detect.stepnet import design_bands, feature_extractor, load_model, make_stepnet, model_info
 
 from _signals import bursts, match
 
@@ -31,7 +31,7 @@ def _reference_probs(model: dict, feats: np.ndarray) -> np.ndarray:
 
 def _synth(rate, duration_s=8.0, seed=3, noise="treadmill", snr_db=6.0):
     """A run from stepsound's own synthesizer (a source the model was never trained on)."""
-    from stepsound.synth import synth_run
+    from stepsynth import synth_run
 
     sc = synth_run(duration_s, rate, cadence_spm=170.0, seed=seed, snr_db=snr_db, noise=noise, strike="mixed")
     return sc.audio.astype(np.float32), np.array([st.onset_sample for st in sc.steps])

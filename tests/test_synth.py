@@ -1,4 +1,4 @@
-"""Tests of the scene synthesizer (stepsound.synth): truth, SNR, timing, levels, determinism."""
+"""Tests of the scene synthesizer (stepsynth): truth, SNR, timing, levels, determinism."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import soundfile as sf
 from scipy import signal
 
 from stepsound import AudioFileError, ParameterError
-from stepsound import synth as S
+import stepsynth as S
 
 
 def _clean(duration_s=30.0, sample_rate=16000, **kw):

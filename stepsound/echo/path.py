@@ -1,0 +1,268 @@
+"""Where our own output arrives in the microphone *now*: the session's clicks as a probe.
+
+The sweep probes measure the echo path before a session; during it the
+path can move (an audio server changes its latency when another program
+starts playing, an xrun shifts input against output, and a new stream need
+not have the latency the probe's stream had).  The session's own clicks are
+a known signal too: every ``every_s`` the main thread deconvolves the last
+``window_s`` of microphone by what was played (the same regularised least
+squares as the sweep probe, :func:`stepsound.echo.roundtrip.deconvolve`) and finds
+the shift that best lines this estimate up with the measured response.
+
+Only while the canceller is failing (it removes less than half of the
+microphone's energy where our output sounds, or bypasses itself), and only
+when three of the last five estimates agree on a shift that fits the measured
+response well, is the measured response loaded at the shifted delay.  While
+the canceller works nothing moves it: steps louder than the clicks -- even
+steps in time with the metronome, which look like an echo at a steady lag --
+do not have the shape of the measured response and cannot pull it away.
+
+The audio thread only copies samples into two rings; all the work is here.
+"""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+from scipy import fft as sp_fft   # releases the GIL: the audio callback never waits for it
+
+from stepsound.audio.rings import SampleRing
+from stepsound.errors import AudioDeviceError
+from stepsound.echo.roundtrip import (MAX_ROUND_TRIP_S, MIN_PEAK_DB, PROBE_REGULARISATION, analyse_response, deconvolve,
+                                 judge_sweeps, probe_band, trim_response)
+
+#: Shifts within this of each other agree [seconds] (a path off by even 0.2 ms cancels badly at 8 kHz).
+AGREE_S = 0.0001
+#: This many of the last RECENT estimates must agree before the path moves.
+AGREEING = 3
+RECENT = 5
+#: Regularisation of the deconvolution of our clicks when looking for the path (see roundtrip.deconvolve).
+REGULARISATION = 1e-3
+#: An estimate must fit the measured response at least this well (normalised correlation).
+MIN_FIT = 0.5
+
+
+def best_shift(estimate: np.ndarray, reference: np.ndarray, max_shift: int) -> tuple[int, float]:
+    """The lag that lines ``reference`` up with ``estimate``, and how well it fits there.
+
+    Parameters
+    ----------
+    estimate, reference : np.ndarray [shape=(n,)]
+        Two responses of the same path on the same lag axis, seen through the
+        same excitation (see :meth:`EchoPathTracker.update`).
+    max_shift : int [samples]
+
+    Returns
+    -------
+    (int, float)
+        ``estimate[t] ~ reference[t - shift]``; the normalised correlation of
+        the two over the span that holds 99 % of the reference's energy.
+    """
+    n = len(estimate) + len(reference)
+    nfft = 1 << (n - 1).bit_length()
+    xc = sp_fft.irfft(sp_fft.rfft(estimate, nfft) * np.conj(sp_fft.rfft(reference, nfft)), nfft)
+    lags = np.concatenate([np.arange(0, max_shift + 1), np.arange(-max_shift, 0)])
+    vals = np.concatenate([xc[:max_shift + 1], xc[nfft - max_shift:]])
+    shift = int(lags[int(np.argmax(vals))])
+    energy = np.cumsum(reference ** 2)
+    if energy[-1] <= 0:
+        return shift, 0.0
+    a = int(np.searchsorted(energy, 0.005 * energy[-1]))
+    b = int(np.searchsorted(energy, 0.995 * energy[-1])) + 1
+    a, b = max(a, -shift, 0), min(b, len(estimate) - shift, len(reference))
+    if b <= a:
+        return shift, 0.0
+    r = reference[a:b]
+    e = estimate[a + shift:b + shift]
+    norm = float(np.sqrt(np.dot(r, r) * np.dot(e, e)))
+    return shift, (float(np.dot(r, e)) / norm if norm > 0 else 0.0)
+
+
+def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    n = len(x) + len(h)
+    nfft = 1 << (n - 1).bit_length()
+    return sp_fft.irfft(sp_fft.rfft(x, nfft) * sp_fft.rfft(h, nfft), nfft)[:n - 1]
+
+
+class EchoPathTracker:
+    """Follow the echo path of a live session from its own clicks.
+
+    Parameters
+    ----------
+    sample_rate : int [Hz]
+    canceller : stepsound.echo._aec.EchoCanceller
+        Receives new paths through its ``load`` method.
+    window_s : float [s]
+        Audio each estimate looks at.
+    every_s : float [s]
+        Estimate this often (measured in samples heard, not wall time); four
+        times as often while the canceller is failing.
+
+    Attributes
+    ----------
+    estimates : int
+        Estimates made (with enough of our output in the window).
+    moves : int
+        New paths handed to the canceller.
+    last : dict or None
+        The latest estimate: ``arrival`` [samples], ``peak_db`` [dB].
+    """
+
+    def __init__(self, sample_rate: int, canceller, window_s: float = 0.5, every_s: float = 0.5,
+                 probe_starts=(), probe_length: int = 0):
+        self.sample_rate = int(sample_rate)
+        self.canceller = canceller
+        self.window = int(window_s * sample_rate)
+        self.lag = int(MAX_ROUND_TRIP_S * sample_rate)
+        self.every = int(every_s * sample_rate)
+        size = self.window + self.lag
+        self.mic = np.zeros(size, np.float32)
+        self.played = np.zeros(size, np.float32)
+        self.mic_ring = SampleRing(4 * size)
+        self.played_ring = SampleRing(4 * size)
+        self._chunk = np.zeros(4 * size, np.float32)
+        self.heard = 0
+        self._next = size
+        self._recent: collections.deque = collections.deque(maxlen=RECENT)
+        #: measured response (lag 0 = output sample), or None until one is known
+        self.reference: np.ndarray | None = None
+        self._delay0 = 0
+        self._spectra = None
+        #: shift of the path since the reference was measured [samples]
+        self.shift = 0
+        self.estimates = 0
+        self.moves = 0
+        self.last: dict | None = None
+        # sweep probes played by the session itself at its start (see SessionCore): captured whole
+        self.probe_starts = [int(v) for v in probe_starts]
+        self.probe_length = int(probe_length)
+        self.probe_result: dict | None = None
+        if self.probe_starts:
+            cap = max(self.probe_starts) + self.probe_length + self.lag
+            self._cap_mic = np.zeros(cap, np.float32)
+            self._cap_played = np.zeros(cap, np.float32)
+
+    # -- audio thread ---------------------------------------------------------
+    def push(self, mic: np.ndarray, played: np.ndarray) -> None:
+        """Keep a copy of one block (audio thread: copies only)."""
+        self.mic_ring.push(mic)
+        self.played_ring.push(played)
+
+    # -- main thread ----------------------------------------------------------
+    def _roll(self, buf: np.ndarray, ring: SampleRing, n: int, capture: np.ndarray | None = None) -> None:
+        """Move the ``n`` oldest samples of ``ring`` onto the end of ``buf`` (and into ``capture``
+        while the probe's span is being captured)."""
+        ring.pop_into(self._chunk[:n])
+        if capture is not None and self.heard < len(capture):
+            m = min(n, len(capture) - self.heard)
+            capture[self.heard:self.heard + m] = self._chunk[:m]
+        if n >= len(buf):
+            buf[:] = self._chunk[n - len(buf):n]
+        elif n:
+            buf[:-n] = buf[n:]
+            buf[-n:] = self._chunk[:n]
+
+    def update(self) -> bool:
+        """Take what the audio thread copied; estimate when due.
+
+        Returns
+        -------
+        bool
+            True when a new path was handed to the canceller.
+        """
+        # the same count from both rings keeps them aligned (the audio thread may push meanwhile)
+        n = min(self.mic_ring.available(), self.played_ring.available(), len(self._chunk))
+        self._roll(self.mic, self.mic_ring, n, getattr(self, "_cap_mic", None))
+        self._roll(self.played, self.played_ring, n, getattr(self, "_cap_played", None))
+        self.heard += n
+        if self.probe_starts and self.probe_result is None:
+            return self._judge_probe() if self.heard >= len(self._cap_mic) else False
+        if self.heard < self._next:
+            return False
+        failing = self.canceller.failing
+        # look often while the canceller is failing (a move must be found within a click or two);
+        # while it works there is nothing to look for
+        self._next = self.heard + (self.every // 4 if failing else self.every)
+        if not failing and self.reference is not None:
+            self._recent.clear()
+            return False
+        if float(np.dot(self.played, self.played)) < 1e-6:
+            return False     # the metronome is silent: nothing to learn from
+        response = deconvolve(self.mic, self.played, self.lag, REGULARISATION)
+        est = analyse_response(response, self.sample_rate)
+        self.estimates += 1
+        self.last = est
+        if est["peak_db"] < MIN_PEAK_DB:
+            self._recent.append(None)
+            return False
+        if self.reference is None:
+            # no measured response (the probe was refused or skipped): the clicks' own estimate,
+            # once three agree on where they arrive
+            self._recent.append(est["arrival"])
+            if self._agreed() is None:
+                return False
+            # the response itself is best taken with little regularisation (down to 50 dB under the
+            # clicks' loudest band: 26 dB of cancellation in a small room instead of 12)
+            fine = deconvolve(self.mic, self.played, self.lag, 1e-5)
+            fine_est = analyse_response(fine, self.sample_rate)
+            self.set_reference(trim_response(fine, fine_est, self.sample_rate), fine_est["arrival"])
+            self.canceller.load(self._delay0, *self._spectra)
+            self.moves += 1
+            self._recent.clear()
+            return True
+        # the measured response seen through this window's clicks, as the estimate sees the path
+        seen = deconvolve(_convolve(self.played, self.reference)[:len(self.played)], self.played, self.lag,
+                          REGULARISATION)
+        shift, fit = best_shift(response, seen, self.lag // 2)
+        self.last = dict(est, shift=shift, fit=fit)
+        self._recent.append(shift if fit >= MIN_FIT else None)
+        shift = self._agreed()
+        if shift is None or abs(shift - self.shift) < 2:
+            return False
+        # the path moved: the measured response at the delay the clicks now show (what the filter
+        # learned while the path was wrong is dropped; a fresh estimate from clicks would be noisier)
+        self.canceller.load(self._delay0 + shift, *self._spectra)
+        self.shift = shift
+        self.moves += 1
+        self._recent.clear()
+        return True
+
+    def _judge_probe(self) -> bool:
+        """Deconvolve each sweep the session played; take the path if the measurement is clean."""
+        responses = [deconvolve(self._cap_mic[s:s + self.probe_length + self.lag],
+                                self._cap_played[s:s + self.probe_length + self.lag], self.lag, PROBE_REGULARISATION,
+                                probe_band(self.sample_rate))
+                     for s in self.probe_starts]
+        del self._cap_mic, self._cap_played
+        try:
+            res = judge_sweeps(responses, self.sample_rate)
+        except AudioDeviceError as exc:     # refused, or not heard: the clicks will show the path
+            self.probe_result = {"error": str(exc)}
+            return False
+        res["sample_rate"] = self.sample_rate
+        self.probe_result = res
+        self.set_reference(res["response"], res["round_trip_samples"])
+        self.canceller.load(self._delay0, *self._spectra)
+        self.moves += 1
+        self._recent.clear()
+        return True
+
+    def set_reference(self, response: np.ndarray, arrival: int) -> None:
+        """The measured response (lag 0 = output sample) the canceller runs from, and its arrival."""
+        pre = self.canceller.pre_samples
+        self.reference = np.zeros(self.lag)
+        m = min(len(response), self.lag)
+        self.reference[:m] = response[:m]
+        self._delay0 = max(0, arrival - pre)
+        self._spectra = self.canceller.spectra(self.reference[self._delay0:])
+        self.shift = 0
+
+    def _agreed(self) -> int | None:
+        """A value that at least AGREEING of the recent estimates share (within AGREE_S), else None."""
+        found = [a for a in self._recent if a is not None]
+        tol = AGREE_S * self.sample_rate
+        for a in reversed(found):
+            near = [b for b in found if abs(b - a) <= tol]
+            if len(near) >= AGREEING:
+                return int(np.median(near))
+        return None

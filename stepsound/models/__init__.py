@@ -1,1 +1,0 @@
-"""Trained model weights shipped with stepsound (data only; see stepsound.stepnet)."""
