@@ -83,6 +83,10 @@ def write_synth_file(path: Path, duration_s: float, sample_rate: int, chunk_s: f
 
 # --------------------------------------------------------------------------- (a) core
 
+#: Detector configuration of part (a) (None: the default); --model sets it.
+CORE_CONFIG = None
+
+
 def bench_core(reps: int) -> list[dict]:
     from stepsound.detect.detector import Detector
     from stepsound.engine import Engine
@@ -94,7 +98,7 @@ def bench_core(reps: int) -> list[dict]:
         y = np.ascontiguousarray(y, dtype=np.float32)
         n_blocks = len(y) // BLOCK
         blocks = [y[i * BLOCK:(i + 1) * BLOCK] for i in range(n_blocks)]
-        det = Detector(rate)
+        det = Detector(rate, CORE_CONFIG)
         core = det._core
         proc = core.process
         for b in blocks:  # warm-up pass
@@ -117,14 +121,14 @@ def bench_core(reps: int) -> list[dict]:
         # the Python wrapper and the whole engine, per 256-sample block
         wrap = []
         for _ in range(max(1, reps // 2)):
-            d = Detector(rate)
+            d = Detector(rate, CORE_CONFIG)
             t0 = time.perf_counter()
             for b in blocks:
                 d.process(b)
             wrap.append((time.perf_counter() - t0) / n_blocks)
         eng = []
         for _ in range(max(1, reps // 2)):
-            e = Engine(rate)
+            e = Engine(rate, CORE_CONFIG)
             t0 = time.perf_counter()
             for b in blocks:
                 e.process(b)
@@ -300,7 +304,22 @@ def main(argv=None) -> int:
     p.add_argument("--long-rate", type=int, default=22050, help="sample rate of the memory file (default 22050)")
     p.add_argument("--skip-long", action="store_true", help="skip the long-file memory test")
     p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    p.add_argument("--model", default=None,
+                   help="part (a) with this DetectorConfig.model ('none': hand-made ODF, 'stepnet'); implies "
+                        "--core-only --no-write")
     args = p.parse_args(argv)
+    if args.model is not None:
+        from stepsound.detect.detector import DetectorConfig
+
+        global CORE_CONFIG
+        CORE_CONFIG = DetectorConfig().replace(model=None if args.model == "none" else args.model)
+        print(f"(a) only, DetectorConfig.model = {CORE_CONFIG.model!r}")
+        rows = bench_core(3 if args.quick else 9)
+        for r in rows:
+            print(f"  {r['rate']} Hz hop {r['hop']}: core {r['core_us']:.2f} µs/block (p50 {r['core_p50_us']:.2f}, "
+                  f"p99 {r['core_p99_us']:.2f}, max {r['core_max_us']:.1f}), Detector.process {r['detector_us']:.2f},"
+                  f" Engine.process {r['engine_us']:.2f} µs; budget {r['budget_us']:.0f} µs")
+        return 0
     file_min = args.file_minutes or (2.0 if args.quick else 10.0)
     long_h = args.long_hours or (1.0 / 3.0 if args.quick else 3.0)
     reps_core = 3 if args.quick else 9

@@ -107,6 +107,8 @@ FADE_IN_S, FADE_OUT_S = 0.018, 0.030  # the fade-in spans the pre-roll: a cut mu
 UNIT_WIN_S = 0.050
 HEAVY_DB, HEAVY_FRAC = 8.0, 0.2
 MIN_READY_STEPS = 8
+#: Detector configuration of the stepsound runs (None: the default); set by --model.
+DETECTOR_CONFIG = None
 
 
 def default_data_dirs() -> list[Path]:
@@ -454,7 +456,7 @@ def render(spec: Scene, data: Path, banks: dict) -> tuple[np.ndarray, int, np.nd
 def run_engine(y: np.ndarray, rate: int) -> dict:
     from stepsound.engine import CadenceTick, Engine, Step, StepOnsetEvent
 
-    eng = Engine(rate)
+    eng = Engine(rate, DETECTOR_CONFIG)
     ons, commits, extra, steps, ticks = [], [], [], [], []
     for ev in eng.process(y):
         if isinstance(ev, StepOnsetEvent):
@@ -543,9 +545,11 @@ def score_scene(spec: Scene, y: np.ndarray, rate: int, truth: np.ndarray, gains:
     return res
 
 
-def evaluate_real(data: Path) -> list[dict]:
+def evaluate_real(data: Path, skip_held_out: bool = False) -> list[dict]:
     out = []
     for path in sorted((data / "footsteps").glob("*.flac")):
+        if skip_held_out and path.name.startswith("mii_"):
+            continue
         csv_path = path.with_name(path.stem + ".steps.csv")
         if not csv_path.exists():
             continue
@@ -721,7 +725,23 @@ def main(argv=None) -> int:
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     ap.add_argument("--title", default=SECTION, help="RESULTS.md section title to replace")
     ap.add_argument("--only", default=None, help="comma list of bed families to run (diagnostics)")
+    ap.add_argument("--tuning-only", action="store_true",
+                    help="only the tuning steps x tuning beds scenes (for choosing parameters)")
+    ap.add_argument("--model", default=None,
+                    help="detection function: 'none' (hand-made ODF), 'stepnet' (shipped model) or an .npz path "
+                         "(default: the DetectorConfig default)")
+    ap.add_argument("--model-threshold", type=float, default=None, help="DetectorConfig.model_threshold")
     args = ap.parse_args(argv)
+    global DETECTOR_CONFIG
+    if args.model is not None or args.model_threshold is not None:
+        from stepsound.detect.detector import DetectorConfig
+
+        cfg = DetectorConfig()
+        if args.model is not None:
+            cfg = cfg.replace(model=None if args.model == "none" else args.model)
+        if args.model_threshold is not None:
+            cfg = cfg.replace(model_threshold=args.model_threshold)
+        DETECTOR_CONFIG = cfg
     data = find_data(args.data)
     if data is None:
         print("bench_world: shared data folder not found; skipped.")
@@ -739,15 +759,17 @@ def main(argv=None) -> int:
     if args.only:
         keep = set(args.only.split(","))
         specs = [s for s in specs if s.bed_family in keep]
+    if args.tuning_only:
+        specs = [s for s in specs if s.step_family in TUNING_STEPS and s.bed_family in TUNING_BEDS]
     results = []
     for k, spec in enumerate(specs):
         results.append(run_scene(spec, data, banks))
         if (k + 1) % 20 == 0:
             print(f"  {k + 1}/{len(specs)} scenes, {time.perf_counter() - t_start:.0f} s", flush=True)
-    real = [] if args.no_real else evaluate_real(data)
+    real = [] if args.no_real else evaluate_real(data, skip_held_out=args.tuning_only)
     wall = time.perf_counter() - t_start
     tabs = tables(results, real)
-    tl = targets(results, real)
+    tl = [] if args.tuning_only else targets(results, real)
     for title, cols, rows in tabs:
         print("\n" + title + "\n" + text_table(cols, rows))
     print("\nTargets (held-out scenes):\n" + "\n".join(tl))

@@ -36,6 +36,7 @@ from libc.math cimport log10, sqrt, fabs, isfinite, HUGE_VAL, NAN, pow
 cimport cython
 import numpy as np
 cimport numpy as cnp
+from stepsound.detect._stepnet cimport StepNet
 
 cnp.import_array()
 
@@ -238,6 +239,10 @@ cdef class StepDetector:
     cdef double leak_db[NB]
     cdef double ref_decay, leak_margin_db
     cdef readonly double last_odf
+    # learned detection function (optional, see set_model)
+    cdef StepNet net
+    cdef bint has_net
+    cdef double net_scale, hand_thr
 
     def __init__(self, int sample_rate, int hop_length, sos, band_weights, *,
                  double min_interval_s=0.2, double refractory_fraction=0.5,
@@ -345,9 +350,43 @@ cdef class StepDetector:
         (at most; one hop less when the onset was found by the look-back)."""
         return (self.feature_hops + 1) * self.hop_length
 
+    def set_model(self, StepNet net, double scale=20.0, double hand_threshold=8.0):
+        """Use a learned step-onset model as the detection function.
+
+        Parameters
+        ----------
+        net : stepsound.detect._stepnet.StepNet or None
+            Same sample rate and hop; its output ring must hold a whole
+            ``max_block``.  None returns to the hand-made ODF.  The model is
+            reset with the detector.
+        scale : float
+            The ODF of a hop is ``scale`` times the model's probability
+            (``threshold_abs`` and ``threshold_rel`` apply to it).
+        hand_threshold : float
+            Reference mode only: in a hop where our own output may sound, the
+            model's output counts only if the hand-made ODF (which counts only
+            what stands above our own output) exceeds this.
+        """
+        if net is None:
+            self.net = None
+            self.has_net = False
+            self.reset()
+            return
+        if net.sample_rate != self.sample_rate or net.hop_length != self.hop_length:
+            raise ValueError("the model's sample rate and hop must be the detector's")
+        if <long long> net.out_ring * self.hop_length < self.max_block + 4 * self.hop_length:
+            raise ValueError("the model's output ring is shorter than max_block")
+        self.net = net
+        self.has_net = True
+        self.net_scale = scale
+        self.hand_thr = hand_threshold
+        self.reset()
+
     def reset(self):
         """Return to the fresh state (filters, noise floors, counters, events)."""
         cdef int i, j
+        if self.has_net:
+            self.net.reset()
         for i in range(NSOS):
             self.z1[i] = 0.0
             self.z2[i] = 0.0
@@ -490,6 +529,10 @@ cdef class StepDetector:
         cdef long long si = self.sample_index
         cdef long long mask = self.ring_mask
         cdef double* ring = &self.ring[0]
+        if self.has_net:
+            # the model first: its output for every hop of this block is ready
+            # when the per-hop logic below reaches that hop
+            self.net.run(x, n)
         for i in range(n):
             v = x[i]
             if not isfinite(v):
@@ -630,6 +673,14 @@ cdef class StepDetector:
                     self.floor_db[b] -= down
                     if self.floor_db[b] < e[b]:
                         self.floor_db[b] = e[b]
+        if self.has_net:
+            contrib = odf       # the hand-made ODF
+            odf = self.net_scale * self.net.prob_at(h)
+            if self.use_ref and contrib <= self.hand_thr:
+                for b in range(NB):
+                    if self.leak_hist[b][self.hist_pos] > 0.0:
+                        odf = 0.0      # our own output may be what the model heard
+                        break
         self.hist_pos = (self.hist_pos + 1) % MAXRISE
         self.last_odf = odf
 

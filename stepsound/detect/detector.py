@@ -59,6 +59,18 @@ class DetectorConfig:
     band_weights : tuple of 4 floats
         ODF weights of the broadband, low (<300 Hz), mid (0.3–2 kHz) and high
         (2–8 kHz) bands.
+    model : str or None
+        Detection function: None = the hand-made band ODF above; ``"stepnet"``
+        = the learned step-onset model shipped in the package
+        (:mod:`stepsound.detect.stepnet`), or the path of another model archive.  With
+        a model the ODF of a hop is ``model_scale`` times the model's
+        probability, and a step needs it above ``model_threshold`` (and above
+        ``threshold_rel`` of the recent steps' typical peak); everything else
+        (refractory, level gate, look-back, features) is unchanged.
+    model_threshold : float
+        Probability the model's output must exceed to start a step (0–1).
+    model_scale : float
+        ODF units per unit of probability.
     """
 
     hop_s: float = 0.002
@@ -76,6 +88,9 @@ class DetectorConfig:
     confirm_s: float = 0.004
     pre_window_s: float = 0.06
     band_weights: tuple = (1.0, 0.5, 1.0, 1.0)
+    model: str | None = None
+    model_threshold: float = 0.85
+    model_scale: float = 20.0
 
     def replace(self, **changes) -> "DetectorConfig":
         """Return a copy with some fields changed."""
@@ -210,19 +225,34 @@ class Detector:
         self.config = config or DetectorConfig()
         c = self.config
         hop_length = max(1, int(round(c.hop_s * self.sample_rate)))
+        threshold_abs = c.threshold_abs
+        if c.model is not None:
+            if not (0.0 < c.model_threshold < 1.0) or not (c.model_scale > 0):
+                raise ParameterError(f"model_threshold={c.model_threshold} must be in (0, 1), "
+                                     f"model_scale={c.model_scale} positive")
+            threshold_abs = c.model_threshold * c.model_scale
         try:
             self._core = StepDetector(
                 self.sample_rate, hop_length, design_filters(self.sample_rate), np.asarray(c.band_weights, float),
                 min_interval_s=c.min_interval_s, refractory_fraction=c.refractory_fraction,
                 feature_window_s=c.feature_window_s, energy_window_s=c.energy_window_s,
                 floor_up_db_s=c.floor_up_db_s, floor_down_db_s=c.floor_down_db_s, rise_s=c.rise_s,
-                excess_margin_db=c.excess_margin_db, threshold_abs=c.threshold_abs,
+                excess_margin_db=c.excess_margin_db, threshold_abs=threshold_abs,
                 threshold_rel=c.threshold_rel, confirm_s=c.confirm_s, pre_window_s=c.pre_window_s,
                 fast_windows_s=np.asarray(c.fast_windows_s, float), capacity=64)
         except ValueError as exc:
             raise ParameterError(str(exc)) from None
         self.hop_length = hop_length
         self._max_block = self._core.max_block
+        if c.model is not None:
+            from stepsound.detect.stepnet import make_stepnet
+
+            try:
+                net = make_stepnet(self.sample_rate, hop_length, self._max_block,
+                                   None if c.model == "stepnet" else str(c.model))
+            except (OSError, KeyError, ValueError) as exc:
+                raise ParameterError(f"model={c.model!r}: {exc}") from None
+            self._core.set_model(net, c.model_scale, c.threshold_abs)
 
     @property
     def latency_samples(self) -> int:

@@ -1,0 +1,1 @@
+"""Trained model weights shipped with stepsound (data only; see stepsound.detect.stepnet)."""

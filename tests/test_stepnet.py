@@ -1,0 +1,168 @@
+"""The learned step-onset model: Cython inference vs a NumPy reference, block-size invariance, behaviour."""
+import json
+
+import numpy as np
+import pytest
+
+from stepsound.detect.detector import Detector, DetectorConfig, Onset, StepFeatures
+from stepsound.errors import ParameterError
+from stepsound.detect.stepnet import design_bands, feature_extractor, load_model, make_stepnet, model_info
+
+from _signals import bursts, match
+
+MODEL = DetectorConfig().replace(model="stepnet")
+
+
+def _reference_probs(model: dict, feats: np.ndarray) -> np.ndarray:
+    """The documented network in plain NumPy: causal dilated convolutions, ReLU, sigmoid."""
+    x = (feats.astype(np.float64) - model["in_mean"]) / model["in_scale"]    # (T, F)
+    n = int(model["n_layers"])
+    for i in range(n):
+        w, b, d = model[f"w{i}"], model[f"b{i}"], int(model[f"d{i}"])
+        k = w.shape[2]
+        pad = np.vstack([np.zeros(((k - 1) * d, x.shape[1])), x])
+        y = np.tile(b, (len(x), 1))
+        for j in range(k):
+            shift = (k - 1 - j) * d
+            y += pad[(k - 1) * d - shift:(k - 1) * d - shift + len(x)] @ w[:, :, j].T
+        x = np.maximum(y, 0.0) if i + 1 < n else y
+    return 1.0 / (1.0 + np.exp(-np.clip(x[:, 0], -40, 40)))
+
+
+def _synth(rate, duration_s=8.0, seed=3, noise="treadmill", snr_db=6.0):
+    """A run from stepsound's own synthesizer (a source the model was never trained on)."""
+    from stepsynth import synth_run
+
+    sc = synth_run(duration_s, rate, cadence_spm=170.0, seed=seed, snr_db=snr_db, noise=noise, strike="mixed")
+    return sc.audio.astype(np.float32), np.array([st.onset_sample for st in sc.steps])
+
+
+@pytest.fixture(scope="module")
+def run16k():
+    return _synth(16000)
+
+
+def test_cython_inference_matches_numpy_reference(run16k):
+    x, _ = run16k
+    model = load_model()
+    hop = 32
+    feats = feature_extractor(16000, hop, model["centres_hz"], float(model["q"]), float(model["floor_up_db_s"]),
+                              float(model["floor_down_db_s"])).features(x)
+    ref = _reference_probs(model, feats)
+    got = make_stepnet(16000, hop, len(x) + hop).process(x)
+    assert got.shape == ref.shape == (len(x) // hop,)
+    # features() hands out float32 frames; the model itself runs on the float64 values (measured 9e-8 apart)
+    assert np.max(np.abs(got - ref)) < 1e-6
+    assert ref.max() > 0.85 and np.median(ref) < 0.1     # it responds to the steps, and not everywhere
+
+
+@pytest.mark.parametrize("sizes", [[1], [17], [256], [4096], "random"])
+def test_model_output_is_block_size_invariant(run16k, sizes):
+    x, _ = run16k
+    whole = make_stepnet(16000, 32, len(x) + 64).process(x)
+    if sizes == "random":
+        rng = np.random.default_rng(5)
+        sizes = [int(s) for s in rng.integers(0, 3000, size=500)]
+        sizes[::5] = [0] * len(sizes[::5])
+    net = make_stepnet(16000, 32, 4096)
+    parts, i, k = [], 0, 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        parts.append(net.process(x[i:i + n]))
+        i += n
+        k += 1
+    assert np.array_equal(np.concatenate(parts), whole)     # bit for bit
+
+
+def _keys(events):
+    return [(type(e).__name__, e.onset_sample, e.detect_sample,
+             tuple(np.nan_to_num(list(e.values.values()), nan=-1e9)) if isinstance(e, StepFeatures) else ())
+            for e in events]
+
+
+@pytest.mark.parametrize("rate", [8000, 44100, 96000])
+@pytest.mark.parametrize("sizes", [[1, 255, 7], [256], "random"])
+def test_detector_with_model_is_block_size_invariant(rate, sizes):
+    x, _ = _synth(rate, seed=4)
+    whole = _keys(Detector(rate, MODEL).process(x))
+    assert len(whole) > 10
+    if sizes == "random":
+        rng = np.random.default_rng(rate)
+        sizes = [int(s) for s in rng.integers(0, 20000, size=300)]
+    det = Detector(rate, MODEL)
+    events, i, k = [], 0, 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        events += det.process(x[i:i + n])
+        i += n
+        k += 1
+    assert _keys(events) == whole
+    det.reset()
+    assert _keys(det.process(x)) == whole     # reset returns the model to its fresh state too
+
+
+def test_model_finds_most_synthesized_steps_with_accurate_onsets():
+    """stepsound's synthesizer is held out for the model: measured 27 of 33 steps, no false one (the hand-made
+    ODF finds all 33 on this easy scene -- the model is not the default)."""
+    x, truth = _synth(44100, duration_s=12.0)
+    ev = Detector(44100, MODEL).process(x)
+    onsets = [e.onset_sample for e in ev if isinstance(e, Onset)]
+    hits, misses, fas, err = match(onsets, truth, tolerance=int(0.05 * 44100))
+    assert hits >= 0.75 * len(truth) and fas <= 1, (hits, misses, fas)
+    assert np.median(np.abs(err)) < 0.005 * 44100
+
+
+def test_model_misses_plain_noise_bursts():
+    """Known limit, asserted so that it is seen: decaying white-noise bursts (the unit tests' footfall stand-in)
+    are not footsteps to a model trained on real ones -- it finds few of them at its threshold."""
+    x, truth = bursts(sample_rate=16000, duration_s=12.0, noise_rms=0.01, hum=0.05, seed=1)
+    onsets = [e.onset_sample for e in Detector(16000, MODEL).process(x) if isinstance(e, Onset)]
+    hits, misses, fas, _ = match(onsets, truth, tolerance=int(0.05 * 16000))
+    assert hits < 0.5 * len(truth)
+
+
+@pytest.mark.parametrize("name", ["silence", "dc", "sine", "hum",
+                                  pytest.param("white noise", marks=pytest.mark.xfail(
+                                      strict=True, reason="known defect: the model fires on steady white noise "
+                                      "(2 ms band energies fluctuate; no training bed was stationary white noise)"))])
+def test_model_is_silent_on_steady_signals(name):
+    sr = 16000
+    t = np.arange(10 * sr) / sr
+    x = {"silence": np.zeros_like(t), "dc": np.full_like(t, 0.3), "sine": 0.3 * np.sin(2 * np.pi * 440 * t),
+         "hum": 0.2 * np.sin(2 * np.pi * 50 * t) + 0.1 * np.sin(2 * np.pi * 100 * t),
+         "white noise": 0.1 * np.random.default_rng(2).standard_normal(len(t))}[name]
+    ev = Detector(sr, MODEL).process(x.astype(np.float32))
+    assert not [e for e in ev if isinstance(e, Onset)], name
+
+
+def test_model_archive_says_it_never_saw_held_out_sources():
+    info = model_info()
+    seen = info["trained_on"]
+    assert set(seen["step_banks"]) <= {"bbc", "moodist"}
+    assert set(seen["beds"]) <= {"street", "domestic", "speech"}
+    m = load_model()
+    assert len(m["centres_hz"]) * 2 == len(m["in_mean"])
+    assert np.all(np.asarray(m["centres_hz"]) < 4000.0)     # every band exists at 8 kHz
+
+
+def test_bands_are_stable_and_peak_at_their_centres():
+    from scipy.signal import freqz
+
+    for rate in (8000, 16000, 44100, 96000):
+        sos = design_bands(rate)
+        for row, f in zip(sos, load_model()["centres_hz"]):
+            assert np.all(np.abs(np.roots([1.0, row[4], row[5]])) < 1.0)
+            _, h = freqz(row[:3], row[3:], worN=[f], fs=rate)
+            assert abs(20 * np.log10(abs(h[0]))) < 0.5
+
+
+def test_bad_models_are_rejected(tmp_path):
+    with pytest.raises(ParameterError):
+        Detector(16000, MODEL.replace(model=str(tmp_path / "missing.npz")))
+    with pytest.raises(ParameterError):
+        Detector(16000, MODEL.replace(model_threshold=1.5))
+    det = Detector(16000)
+    with pytest.raises(ValueError):
+        det._core.set_model(make_stepnet(44100, 88, 4096))       # another rate
+    with pytest.raises(ValueError):
+        det._core.set_model(make_stepnet(16000, 32, 256))        # output ring shorter than a block
