@@ -27,12 +27,32 @@ _GLYPHS = {
 }
 
 
-def big_number(text: str) -> str:
-    """Render digits and '-' as 5-line block glyphs (each glyph doubled in width)."""
+def big_number(text: str, scale: int = 1) -> str:
+    """Render digits and '-' as block glyphs ``5 * scale`` lines high (each glyph pixel ``2 * scale`` wide)."""
+    scale = max(1, int(scale))
     rows = []
     for r in range(5):
-        rows.append("  ".join("".join(ch * 2 for ch in _GLYPHS.get(c, _GLYPHS[" "])[r]) for c in text))
+        row = (" " * (2 * scale)).join("".join(ch * 2 * scale for ch in _GLYPHS.get(c, _GLYPHS[" "])[r])
+                                       for c in text)
+        rows.extend([row] * scale)
     return "\n".join(rows)
+
+
+def digit_scale(width: int, height: int, digits: int = 3, beside: int = 0) -> int:
+    """The largest glyph scale whose digits fit a terminal ``width`` x ``height`` [characters], leaving
+    room for the panel's border, the cue word and, when ``beside`` > 0, that many columns next to them."""
+    scale = 1
+    while True:
+        s = scale + 1
+        w = digits * 6 * s + (digits - 1) * 2 * s + 4 + beside
+        h = 5 * s + 6
+        if w > width or h > height:
+            return scale
+        scale = s
+
+
+#: Columns the information table needs beside the digits.
+INFO_COLUMNS = 46
 
 
 def _fmt_time(seconds: float) -> str:
@@ -115,23 +135,35 @@ class LiveDisplay:
         if self._live is not None:
             self._live.update(self._render(st))
 
-    def _render(self, st: dict):
+    def _render(self, st: dict, width: int | None = None, height: int | None = None):
+        from rich.console import Group
         from rich.panel import Panel
         from rich.table import Table
         from rich.text import Text
 
+        from stepsound.coach.words import CUE_MARKS, CUE_WORDS, cue_code
+
+        if width is None or height is None:
+            size = self._live.console.size if self._live is not None else None
+            width, height = (size.width, size.height) if size is not None else (80, 24)
         cad = st.get("cadence_spm")
         target = st.get("target_spm")
-        colour = "white"
-        if cad is not None and target is not None:
-            off = abs(cad - target) / target * 100
-            colour = "green" if off <= 3 else ("yellow" if off <= 6 else "red")
-        big = Text(big_number("---" if cad is None else f"{cad:3.0f}"), style=f"bold {colour}")
+        code = cue_code(st)
+        colour = {"on_target": "green", "speed_up": "yellow", "slow_down": "yellow",
+                  "land_softer": "red", "paused": "blue"}.get(code, "white")
+        beside = width >= 3 * 6 * 2 + 8 + INFO_COLUMNS + 8     # the table beside the digits, or below
+        scale = digit_scale(width, height - (0 if beside else 16), beside=INFO_COLUMNS if beside else 0)
+        big = Text(big_number("---" if cad is None else f"{cad:3.0f}", scale), style=f"bold {colour}")
+        mark = CUE_MARKS.get(code, "")
+        word = Text(f"{mark} {CUE_WORDS[code]}".strip(), style=f"bold reverse {colour}")
         info = Table.grid(padding=(0, 2))
         info.add_column(justify="right", style="dim")
         info.add_column()
         info.add_row("steps/min", "unknown" if cad is None else f"{cad:.1f}")
-        info.add_row("target", "—" if target is None else f"{target:.0f} ({st.get('phase', '')})")
+        if target is not None and cad is not None:
+            info.add_row("target", f"{target:.0f} ({cad - target:+.0f} spm, {st.get('phase', '')})")
+        else:
+            info.add_row("target", "—" if target is None else f"{target:.0f} ({st.get('phase', '')})")
         trend = st.get("trend_spm")
         if trend is not None:
             arrow = "↑" if trend > 0.5 else ("↓" if trend < -0.5 else "→")
@@ -142,13 +174,17 @@ class LiveDisplay:
             info.add_row("heel / forefoot", f"{100 * st['heel_share']:.0f}% heel-first, "
                                             f"{100 - 100 * st['heel_share']:.0f}% forefoot (last 50)")
         info.add_row("metronome", "on" if st.get("metronome_on") else "off")
-        info.add_row("last cue", st.get("last_cue") or "—")
+        info.add_row("last cue", (st.get("last_cue") or "—").replace("_", " "))
         info.add_row("elapsed", _fmt_time(st.get("elapsed_s", 0)))
         info.add_row("steps", str(st.get("steps", 0)))
-        info.add_row("xruns", str(st.get("xruns", 0)))
+        info.add_row("audio glitches (xruns)", str(st.get("xruns", 0)))
         last = st.get("last_steps") or []
         if last:
-            info.add_row("last steps", "  ".join(step_label(s) for s in last))
+            info.add_row("last steps", "\n".join(step_label(x) for x in last[-4:]))
         grid = Table.grid(padding=(0, 4))
-        grid.add_row(big, info)
-        return Panel(grid, title="stepsound", subtitle="Ctrl-C to stop", border_style=colour)
+        if beside:
+            grid.add_row(Group(big, Text(""), word), info)
+            body = grid
+        else:
+            body = Group(big, Text(""), word, Text(""), info)
+        return Panel(body, title="stepsound", subtitle="Ctrl-C to stop", border_style=colour)

@@ -17,24 +17,11 @@ import threading
 import time
 import urllib.parse
 
+from stepsound.coach.words import CUE_WORDS, cue_code
 from stepsound.web.server import Response, Stream, static_file
 from stepsound.web.state import Control, LiveState
 
 __all__ = ["CUE_WORDS", "LiveApp", "SnapshotBuilder"]
-
-#: The cue codes of a snapshot and the word the page shows for each.
-CUE_WORDS = {
-    "speed_up": "SPEED UP",
-    "slow_down": "SLOW DOWN",
-    "on_target": "ON TARGET",
-    "land_softer": "LAND SOFTER",
-    "warmup": "WARM-UP",
-    "measuring": "MEASURING",
-    "paused": "CUES PAUSED",
-    "no_steps": "NO STEPS",
-    "ended": "SESSION ENDED",
-}
-
 
 def _num(value) -> float | None:
     if value is None:
@@ -81,26 +68,7 @@ class SnapshotBuilder:
 
     def cue(self, st: dict) -> str:
         """The cue code for a status (a key of :data:`CUE_WORDS`)."""
-        if st.get("ended"):
-            return "ended"
-        if st.get("cues_paused"):
-            return "paused"
-        elapsed = _num(st.get("elapsed_s")) or 0.0
-        last_t = _num(st.get("last_cue_time_s"))
-        if st.get("last_cue") == "land_softer" and last_t is not None and elapsed - last_t < self.cue_hold_s:
-            return "land_softer"
-        target = _num(st.get("target_spm"))
-        cad = _num(st.get("cadence_spm"))
-        if target is None:
-            return "warmup" if st.get("phase") == "warmup" else "measuring"
-        if cad is None:
-            return "no_steps"
-        on = st.get("on_target")
-        if on is None:      # the coach has not judged yet: what the numbers say now
-            on = abs(cad - target) <= target * self.band_pct / 100.0
-        if on:
-            return "on_target"
-        return "speed_up" if cad < target else "slow_down"
+        return cue_code(st, band_pct=self.band_pct, hold_s=self.cue_hold_s)
 
     def build(self, st: dict) -> dict:
         """The snapshot of one status.
