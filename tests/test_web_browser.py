@@ -217,6 +217,37 @@ def test_the_page_shows_the_cadence_the_api_reports_during_a_replay(browser, tmp
         s.stop()
 
 
+@pytest.mark.audio
+def test_a_real_time_replay_through_the_audio_device_shows_on_the_page(browser, virtual_audio, tmp_path, shots):
+    """The recording and the cues played through the virtual audio device in real time (the replay paced by
+    the device, as a runner would hear it): the page shows the cadence the engine computes, frame by frame."""
+    s = Session(tmp_path, "--input-file", RUN_FILE, "--output-device", virtual_audio.device, "--duration", "15s",
+                "--target", "170", "--cues", "always")
+    try:
+        _size(browser, 1280, 800)
+        frames = EventReader(s.link("/api/events"))
+        browser.get(s.url)
+        _until(browser, "document.body.dataset.seq > 0 && document.body.dataset.conn == 'live'", 15, "live data")
+        checked, started = 0, time.monotonic()
+        while checked < 4 and time.monotonic() - started < 14:
+            seq, shown = browser.execute_script(
+                "return [Number(document.body.dataset.seq), document.getElementById('spm').textContent]")
+            snap = json.loads(wait_for(lambda: frames.frames.get(seq), 5, f"frame {seq}")[1])
+            if snap["cadence_spm"] is not None:
+                assert shown == str(round(snap["cadence_spm"])), (seq, shown, snap["cadence_spm"])
+                checked += 1
+            time.sleep(0.5)
+        assert checked == 4
+        browser.save_screenshot(str(shots / "live-device-replay.png"))
+        assert s.wait(60) == 0
+        doc = s.document()
+        assert doc["summary"]["device_sample_rate"] == virtual_audio.sample_rate   # it went through the device
+        assert 14.0 <= doc["duration_s"] <= 16.0 and doc["summary"]["steps"] > 20
+        frames.close()
+    finally:
+        s.stop()
+
+
 def test_off_loopback_the_page_needs_its_token(browser, tmp_path):
     s = Session(tmp_path, "--input-file", RUN_FILE, "--speed", "4", web="0.0.0.0:0")
     try:
