@@ -129,10 +129,6 @@ class Engine:
         Impact above the runner's baseline that makes a step heavy.
     grader : LandingGrader, optional
         Grades each step (default: a fresh :class:`LandingGrader`).
-    onset_filter : callable(onset_sample, detect_sample) -> bool, optional
-        Called for each detection before it reaches the cadence tracker; True drops it (no event, no
-        cadence, no grade).  A live session uses it to drop what its echo canceller left of its own
-        clicks.
 
     Notes
     -----
@@ -144,8 +140,7 @@ class Engine:
     """
 
     def __init__(self, sample_rate: int, config: DetectorConfig | None = None, *,
-                 tick_s: float = 0.25, heavy_db: float = 6.0, grader: LandingGrader | None = None,
-                 onset_filter=None):
+                 tick_s: float = 0.25, heavy_db: float = 6.0, grader: LandingGrader | None = None):
         self.detector = Detector(sample_rate, config)
         self.sample_rate = self.detector.sample_rate
         self.cadence = CadenceTracker(self.sample_rate)
@@ -153,8 +148,6 @@ class Engine:
         self.tick_samples = max(1, int(round(tick_s * self.sample_rate)))
         self._next_tick = self.tick_samples
         self._pending: dict[int, StepOnsetEvent] = {}
-        self.onset_filter = onset_filter
-        self._rejected: set[int] = set()
 
     @property
     def latency_samples(self) -> int:
@@ -177,9 +170,6 @@ class Engine:
         out: list = []
         for ev in self.detector.process(block, ref):
             if isinstance(ev, Onset):
-                if self.onset_filter is not None and self.onset_filter(ev.onset_sample, ev.detect_sample):
-                    self._rejected.add(ev.onset_sample)     # not a step (e.g. our own click's residue)
-                    continue
                 # a tick at t reflects the onsets detected at or before t
                 self._ticks_until(ev.detect_sample - 1, out)
                 timing = self.cadence.add(ev.onset_sample)
@@ -188,9 +178,6 @@ class Engine:
                 self._pending[ev.onset_sample] = onset
                 out.append(onset)
             elif isinstance(ev, StepFeatures):
-                if ev.onset_sample in self._rejected:
-                    self._rejected.discard(ev.onset_sample)
-                    continue
                 out.append(self._complete(ev))
         self._ticks_until(self.detector.sample_index, out)
         return out

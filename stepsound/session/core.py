@@ -36,11 +36,7 @@ from stepsound.grade.impact import LandingGrader
 from stepsound.store import SessionStore
 
 FLUSH_S = 2.0
-#: A detection is our own click's residue when, from its onset to its commit, what the canceller left is
-#: this far below the echo it removed there [dB]: a step that loud under a click is inaudible anyway.
-RESIDUE_DB = 15.0
-#: Energy rings for the residue check: a power of two of samples (1.5 s at 44.1 kHz).
-_RESIDUE_RING = 1 << 16
+
 #: The reference runs this much ahead of the measured round trip [seconds].
 REF_EARLY_S = 0.003
 #: Length of each sweep a live session plays at its start to measure its own round trip [seconds].
@@ -109,7 +105,7 @@ class SessionCore:
                  phrases: dict | None = None, strike_goal: str | None = None):
         self.sample_rate = int(sample_rate)
         self.grader = grader if grader is not None else LandingGrader()
-        self.engine = Engine(self.sample_rate, grader=self.grader, onset_filter=self._own_residue)
+        self.engine = Engine(self.sample_rate, grader=self.grader)
         # speech a little above the clicks' peak level: its energy is spread over time, a click's is not
         self.metronome = Metronome(self.sample_rate, sound=sound, level_db=level_db, accent_every=0,
                                    cue_level_db=min(level_db + 3.0, -1.0) if phrases else -6.0, phrases=phrases)
@@ -142,11 +138,6 @@ class SessionCore:
                 self.aec = EchoCanceller(self.sample_rate, 0, max_block=self._max_block)
                 self.aec.set_delay(round_trip - self.aec.pre_samples)
                 self._clean = np.zeros(self._max_block, np.float32)
-                self._diff = np.zeros(self._max_block, np.float32)
-                self._e_echo = np.zeros(_RESIDUE_RING, np.float32)    # (mic - cleaned)^2 per sample
-                self._e_clean = np.zeros(_RESIDUE_RING, np.float32)   # cleaned^2 per sample
-                self.residues_rejected = 0
-                self._written_to = 0
                 starts, length = (), 0
                 if probe_db is not None:     # sweeps at the start, mixed into what we play
                     self._probe, starts, length = probe_sequence(self.sample_rate, 3, probe_db, PROBE_SWEEP_S,
@@ -158,32 +149,6 @@ class SessionCore:
                     self.aec.load(self.aec.delay, *self.echo_tracker._spectra)
 
         self._out_mono = np.zeros(self._max_block, np.float32)
-
-    def _own_residue(self, onset_sample: int, detect_sample: int) -> bool:
-        """True when a detection is what the canceller left of our own click (audio thread, via the engine).
-
-        From the onset (1 ms before) to the commit, the cleaned signal's energy is compared with the echo
-        energy the canceller removed over the same samples: a detection more than ``RESIDUE_DB`` under it
-        is the click's residue, not a step.  Only while the canceller works (otherwise the detector's own
-        leak suppression is in charge).
-        """
-        if self.aec is None or self.aec.failing:
-            return False
-        end = self._written_to                       # the rings hold samples up to the current block's end
-        lo = max(onset_sample - self.sample_rate // 1000, end - _RESIDUE_RING // 2, 0)
-        hi = min(max(detect_sample, onset_sample + self.sample_rate // 250), end)
-        if hi <= lo:
-            return False
-        a, b = lo % _RESIDUE_RING, hi % _RESIDUE_RING
-        if a < b:
-            echo, clean = float(self._e_echo[a:b].sum()), float(self._e_clean[a:b].sum())
-        else:
-            echo = float(self._e_echo[a:].sum() + self._e_echo[:b].sum())
-            clean = float(self._e_clean[a:].sum() + self._e_clean[:b].sum())
-        if clean < echo * 10.0 ** (-RESIDUE_DB / 10.0):
-            self.residues_rejected += 1
-            return True
-        return False
 
     @property
     def measuring(self) -> bool:
@@ -243,15 +208,6 @@ class SessionCore:
             mic = np.ascontiguousarray(mic)
             self.aec.process(mic, played, clean)
             self.echo_tracker.push(mic, played)
-            diff = self._diff[:n]
-            np.subtract(mic, clean, out=diff)
-            pos = self.sample % _RESIDUE_RING
-            first = min(n, _RESIDUE_RING - pos)
-            np.square(diff[:first], out=self._e_echo[pos:pos + first])
-            np.square(diff[first:], out=self._e_echo[:n - first])
-            np.square(clean[:first], out=self._e_clean[pos:pos + first])
-            np.square(clean[first:], out=self._e_clean[:n - first])
-            self._written_to = self.sample + n
             mic = clean
             if not self.aec.failing:
                 # our output is gone from what the detector hears: nothing left to veto (a veto after

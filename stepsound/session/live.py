@@ -377,7 +377,7 @@ class PacedPlayer:
 
 
 #: Summary keys of a live session that have no meaning in a replay (given as null there).
-LIVE_ONLY_KEYS = {"own_click_residues": None, "recording_overflow_samples": None, "leak_gains_db": None, "leak_ref_delay_samples": None,
+LIVE_ONLY_KEYS = {"recording_overflow_samples": None, "leak_gains_db": None, "leak_ref_delay_samples": None,
                   "echo_cancel": None, "leak_ref_shift_samples": None, "round_trip_changes": None}
 
 
@@ -616,8 +616,7 @@ def _run_live_stream(s: SessionSettings, store, say, core: SessionCore, sample_r
              "startup_flags": stats.startup_flags,
              "leak_ref_shift_samples": core.engine.detector._core.ref_shift_samples,
              "round_trip_changes": core.engine.detector._core.shift_changes,
-             "replay_underflows": None, "device_sample_rate": None,
-             "own_click_residues": None if core.aec is None else core.residues_rejected}
+             "replay_underflows": None, "device_sample_rate": None}
     return _finish(s, store, log, core, outcome, core.sample / sample_rate, time.monotonic() - t0,
                    stats.xruns, extra, dash)
 
