@@ -125,9 +125,13 @@ def _loopback_once(va, seconds=4.0, cadence_spm=180):
 
 @pytest.mark.audio
 def test_live_clicks_arrive_at_one_constant_lag(virtual_audio):
-    result = _loopback_once(virtual_audio)
-    if result["late_xruns"]:  # a loaded 2-core machine can glitch once (VIRTUAL_AUDIO.md): retry once
+    # the virtual device glitches by itself now and then (a bare duplex stream showed xruns in 1 of 3
+    # ten-second runs on the 2-core machine, and CI once saw two glitched runs in a row): up to 4 tries
+    # for a glitch-free stream, which is what this test measures
+    for _ in range(4):
         result = _loopback_once(virtual_audio)
+        if not result["late_xruns"]:
+            break
     assert not result["late_xruns"], f"xruns during playback: {result['late_xruns'][:5]}"
     clicks, onsets = result["clicks"], result["onsets"]
     assert len(onsets) >= 5, f"no clicks came back from the monitor ({len(onsets)} onsets)"
