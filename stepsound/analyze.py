@@ -158,6 +158,15 @@ def _round(value, digits: int = 2):
     return round(value, digits) if math.isfinite(value) else None
 
 
+def _collect(events: list, steps: list, ticks: list) -> None:
+    """Keep the engine's measured steps and display ticks (the onset events are for live displays)."""
+    for ev in events:
+        if isinstance(ev, Step):
+            steps.append(ev)
+        elif isinstance(ev, CadenceTick):
+            ticks.append(ev)
+
+
 def analyze_file(path: str, *, block_size: int = DEFAULT_BLOCK_SIZE, engine_factory=None,
                  on_progress=None) -> Analysis:
     """Stream one recording through the engine.
@@ -190,11 +199,7 @@ def analyze_file(path: str, *, block_size: int = DEFAULT_BLOCK_SIZE, engine_fact
     done = 0
     for block in source.blocks():
         before = engine.detector.nonfinite_count
-        for ev in engine.process(block):
-            if isinstance(ev, Step):
-                steps.append(ev)
-            elif isinstance(ev, CadenceTick):
-                ticks.append(ev)
+        _collect(engine.process(block), steps, ticks)
         if engine.detector.nonfinite_count != before:
             bad = np.flatnonzero(~np.isfinite(block))
             first = (done + int(bad[0])) / rate if bad.size else done / rate
@@ -255,11 +260,7 @@ def analyze_array(samples, sample_rate: int, *, block_size: int = DEFAULT_BLOCK_
     steps: list[Step] = []
     ticks: list[CadenceTick] = []
     for start in range(0, len(x), block_size):
-        for ev in engine.process(x[start:start + block_size]):
-            if isinstance(ev, Step):
-                steps.append(ev)
-            elif isinstance(ev, CadenceTick):
-                ticks.append(ev)
+        _collect(engine.process(x[start:start + block_size]), steps, ticks)
     return Analysis(name, rate, len(x) / rate, steps, ticks, 1000.0 * engine.latency_samples / rate,
                     engine.grader.heavy_db, None)
 

@@ -193,6 +193,19 @@ class Target:
 _TARGET = re.compile(rf"^\s*([+-])?\s*({_NUMBER})\s*(%|spm)?\s*$", re.IGNORECASE)
 
 
+def format_when(ts, fmt: str = "%Y-%m-%d %H:%M", unknown: str = "?") -> str:
+    """A time [s since the epoch] in local time as ``fmt``; ``unknown`` when missing or beyond the calendar
+    (a damaged database can hold any number)."""
+    import datetime
+
+    if ts is None:
+        return unknown
+    try:
+        return datetime.datetime.fromtimestamp(ts).strftime(fmt)
+    except (ValueError, OverflowError, OSError, TypeError):
+        return unknown
+
+
 def parse_target(text) -> Target:
     """Parse a cadence target.
 

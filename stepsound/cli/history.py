@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from stepsound.report.history import round_floats, format_when, history_rows, history_trends
+from stepsound.report.history import history_rows, history_trends, round_floats
+from stepsound.units import format_when
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["CUE_WORDS", "CUE_MARKS", "cue_code"]
+__all__ = ["CUE_WORDS", "CUE_MARKS", "cue_code", "finite_or_none"]
 
 #: The cue codes of a snapshot and the word the page shows for each.
 CUE_WORDS = {
@@ -26,7 +26,8 @@ CUE_WORDS = {
 CUE_MARKS = {"speed_up": "▲", "slow_down": "▼", "on_target": "✓", "land_softer": "≈", "paused": "❚❚"}
 
 
-def _num(value) -> float | None:
+def finite_or_none(value) -> float | None:
+    """``value`` as a finite float, or None (missing, not a number, NaN or infinite)."""
     if value is None:
         return None
     try:
@@ -54,12 +55,12 @@ def cue_code(st: dict, *, band_pct: float = 3.0, hold_s: float = 6.0) -> str:
         return "ended"
     if st.get("cues_paused"):
         return "paused"
-    elapsed = _num(st.get("elapsed_s")) or 0.0
-    last_t = _num(st.get("last_cue_time_s"))
+    elapsed = finite_or_none(st.get("elapsed_s")) or 0.0
+    last_t = finite_or_none(st.get("last_cue_time_s"))
     if st.get("last_cue") == "land_softer" and last_t is not None and elapsed - last_t < hold_s:
         return "land_softer"
-    target = _num(st.get("target_spm"))
-    cad = _num(st.get("cadence_spm"))
+    target = finite_or_none(st.get("target_spm"))
+    cad = finite_or_none(st.get("cadence_spm"))
     if target is None:
         return "warmup" if st.get("phase") == "warmup" else "measuring"
     if cad is None:

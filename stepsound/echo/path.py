@@ -45,8 +45,6 @@ MIN_FIT = 0.5
 FINE_SPAN = 6
 #: ... and moves it when another shift would leave this many times less (2 dB).
 FINE_GAIN = 1.6
-#: After a new path, this many quick looks (every quarter period) check its fine alignment.
-SETTLE_LOOKS = 8
 #: The fine alignment judges the latest this much of what was heard [s] (a click or two).
 FINE_S = 0.4
 
@@ -105,7 +103,8 @@ class EchoPathTracker:
         Audio each estimate looks at.
     every_s : float [s]
         Estimate this often (measured in samples heard, not wall time); four
-        times as often while the canceller is failing.
+        times as often while the canceller is failing or has a measured path
+        (whose fine alignment is then checked).
 
     Attributes
     ----------
@@ -142,7 +141,6 @@ class EchoPathTracker:
         self.estimates = 0
         self.moves = 0
         self.fine_moves = 0
-        self._settling = 0
         self.last: dict | None = None
         # sweep probes played by the session itself at its start (see SessionCore): captured whole
         self.probe_starts = [int(v) for v in probe_starts]
@@ -191,10 +189,9 @@ class EchoPathTracker:
         if self.heard < self._next:
             return False
         failing = self.canceller.failing
-        # look often while the canceller is failing (a move must be found within a click or two) or has
-        # just been given a path (its fine alignment); otherwise now and then
-        quick = failing or self._settling > 0 or self.reference is not None
-        self._settling = max(0, self._settling - 1)
+        # look often while the canceller is failing (a move must be found within a click or two) or works
+        # from a measured path (its fine alignment follows moves of a sample or two); otherwise now and then
+        quick = failing or self.reference is not None
         self._next = self.heard + (self.every // 4 if quick else self.every)
         if float(np.dot(self.played, self.played)) < 1e-6:
             return False     # the metronome is silent: nothing to learn from
@@ -242,7 +239,6 @@ class EchoPathTracker:
         self.canceller.load(self._delay0 + shift, *self._spectra)
         self.shift = shift
         self.moves += 1
-        self._settling = SETTLE_LOOKS
         self._recent.clear()
         return True
 
@@ -316,7 +312,6 @@ class EchoPathTracker:
         self._delay0 = max(0, arrival - pre)
         self._spectra = self.canceller.spectra(self.reference[self._delay0:])
         self.shift = 0
-        self._settling = SETTLE_LOOKS
 
     def _agreed(self) -> int | None:
         """A value that at least AGREEING of the recent estimates share (within AGREE_S), else None."""

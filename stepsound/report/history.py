@@ -1,7 +1,6 @@
 """Past sessions from the database: history with trends, and one session's report."""
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 
@@ -10,16 +9,6 @@ import numpy as np
 from stepsound.atomic import output_file
 from stepsound.errors import ParameterError, StepsoundError
 from stepsound.store import SessionStore, default_db_path
-
-
-def format_when(ts) -> str:
-    """A session's start time [s since the epoch] as local "YYYY-MM-DD HH:MM" ("?" when unknown or impossible)."""
-    if ts is None:
-        return "?"
-    try:
-        return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
-    except (ValueError, OverflowError, OSError, TypeError):
-        return "?"
 
 
 def _trend(values: list) -> float | None:

@@ -24,6 +24,8 @@ import os
 
 import numpy as np
 
+from stepsound.units import format_when
+
 import stepsound.report.plot  # noqa: F401 -- quiets matplotlib's warning about glyphs a font lacks
 
 __all__ = ["session_stats", "session_figure", "session_html", "CUE_LABELS", "format_clock"]
@@ -249,18 +251,10 @@ def summary_lines(st: dict, compact: bool = False) -> list[tuple[str, str]]:
 
 
 def _title(doc: dict) -> str:
-    import datetime
-
-    def format_when(ts) -> str:
-        try:
-            return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
-        except (ValueError, OverflowError, OSError, TypeError):
-            return "start time unknown"
-
     sess = doc.get("session") or {}
     parts = [f"Session {sess['id']}" if sess.get("id") is not None else "Session"]
     if sess.get("started_at") is not None:
-        parts.append(format_when(sess["started_at"]))
+        parts.append(format_when(sess["started_at"], unknown="start time unknown"))
     if doc.get("file"):
         parts.append("live" if doc["file"] == "live" else os.path.basename(str(doc["file"])))
     return " — ".join(parts)

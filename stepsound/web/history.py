@@ -15,7 +15,6 @@ it at the same time); finished sessions' numbers and figures are cached.
 from __future__ import annotations
 
 import collections
-import datetime as _dt
 import html
 import math
 import os
@@ -24,6 +23,7 @@ import threading
 
 from stepsound.errors import StepsoundError
 from stepsound.store import SessionStore, default_db_path
+from stepsound.units import format_when
 from stepsound.web.server import Response, static_file
 
 __all__ = ["DEFAULT_BAND_PCT", "HistoryApp", "session_metrics", "weekly_trends"]
@@ -117,9 +117,7 @@ def session_metrics(doc: dict, band_pct: float = DEFAULT_BAND_PCT) -> dict:
 
 
 def _week_of(ts) -> str:
-    d = _dt.datetime.fromtimestamp(ts)
-    year, week, _ = d.isocalendar()
-    return f"{year}-W{week:02d}"
+    return format_when(ts, "%G-W%V")         # ISO year and week
 
 
 def weekly_trends(metrics: list[dict]) -> list[dict]:
@@ -185,7 +183,7 @@ def _e(v) -> str:
 
 
 def _when(ts) -> str:
-    return "?" if ts is None else _dt.datetime.fromtimestamp(ts).strftime("%a %Y-%m-%d %H:%M")
+    return format_when(ts, "%a %Y-%m-%d %H:%M")
 
 
 def _pct(v) -> str:
@@ -359,8 +357,7 @@ class HistoryApp:
             cad = [w["cadence_spm"] for w in weeks]
         else:                       # a first week: session by session
             series, per = [dict(m, cadence_spm=m["median_cadence_spm"]) for m in ms], "per session"
-            first, last = (_dt.datetime.fromtimestamp(m["started_at"]).strftime("%d %b %H:%M") if m["started_at"]
-                           else "?" for m in (ms[0], ms[-1]))
+            first, last = (format_when(m["started_at"], "%d %b %H:%M") for m in (ms[0], ms[-1]))
             cad = [m["median_cadence_spm"] for m in ms]
         charts = "".join([
             _spark(cad, label=f"cadence {per}", fmt=spm, first=first, last=last),

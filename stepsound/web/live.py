@@ -18,19 +18,11 @@ import time
 import urllib.parse
 
 from stepsound.coach.words import CUE_WORDS, cue_code
+from stepsound.coach.words import finite_or_none as _num
 from stepsound.web.server import Response, Stream, static_file
 from stepsound.web.state import Control, LiveState
 
 __all__ = ["CUE_WORDS", "LiveApp", "SnapshotBuilder"]
-
-def _num(value) -> float | None:
-    if value is None:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 class SnapshotBuilder:
