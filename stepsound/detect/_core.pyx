@@ -237,6 +237,8 @@ cdef class StepDetector:
     cdef readonly int shift_changes
     cdef int lag_window_hops
     cdef double leak_db[NB]
+    cdef double leak_db_other[NB]   # the other leak state's gains (see set_leak_state)
+    cdef int leak_state
     cdef double ref_decay, leak_margin_db
     cdef readonly double last_odf
     # learned detection function (optional, see set_model)
@@ -403,6 +405,7 @@ cdef class StepDetector:
             self.racc[i] = 0.0
             self.ref_hold[i] = 0.0
             self.leak_db[i] = 20.0
+            self.leak_db_other[i] = 20.0
             self.veto_until[i] = 0
             for j in range(MAXRISE):
                 self.leak_hist[i][j] = 0.0
@@ -410,6 +413,7 @@ cdef class StepDetector:
         for j in range(MAXRISE):
             self.out_hist[j] = 0.0
         self.use_ref = False
+        self.leak_state = 0
         self.ref_onset_hop = -1
         self.pre_level = 0.0
         self.n_lags_total = 0
@@ -492,8 +496,35 @@ cdef class StepDetector:
 
     @property
     def leak_gains_db(self):
-        """Learned leak gain of our own output into the input, per band [dB]."""
+        """Learned leak gain of our own output into the input, per band [dB] (current leak state)."""
         return [self.leak_db[i] for i in range(NB)]
+
+    @property
+    def leak_state(self):
+        """Which of two leak gains is learned and used (see :meth:`set_leak_state`)."""
+        return self.leak_state
+
+    def set_leak_state(self, int state):
+        """Switch between two independently learned leak gains (0 or 1).
+
+        A live session's input is either the raw microphone (state 0) or the
+        microphone with our output cancelled (state 1), whose leak is a
+        residue 30-40 dB under the raw one.  Each state keeps its own gains,
+        so that when the canceller fails (the round trip moved) the raw
+        gains, learned earlier, veto our clicks at once, instead of climbing
+        back from the residue's level over many clicks.  Call between blocks.
+        """
+        cdef int i
+        cdef double t
+        if state not in (0, 1):
+            raise ValueError("leak state must be 0 or 1")
+        if state == self.leak_state:
+            return
+        for i in range(NB):
+            t = self.leak_db[i]
+            self.leak_db[i] = self.leak_db_other[i]
+            self.leak_db_other[i] = t
+        self.leak_state = state
 
     cdef inline void _ref_sample(self, double v) noexcept nogil:
         cdef double hp, lo, m, mid, h, hi

@@ -274,6 +274,11 @@ class Detector:
         """Learned gain of our own output into the microphone, per band [dB]."""
         return list(self._core.leak_gains_db)
 
+    def set_leak_state(self, state: int) -> None:
+        """Live duplex: 0 while the input is the raw microphone, 1 while our output is cancelled
+        from it; each state learns its own leak gain (see the core's ``set_leak_state``)."""
+        self._core.set_leak_state(int(state))
+
     @property
     def nonfinite_count(self) -> int:
         """Non-finite input samples seen (replaced by zeros)."""

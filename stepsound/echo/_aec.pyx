@@ -43,6 +43,10 @@ cimport numpy as cnp
 
 cnp.import_array()
 
+#: A frame where subtracting adds more than this share of the loudest recent echo frame's energy (and
+#: doubles the frame) counts towards a bypass; smaller additions (a residue in a click's quiet tail) do not.
+DEF WORSE_SHARE = 0.01
+
 
 cdef class EchoCanceller:
     """Subtract our own output's echo from the microphone signal.
@@ -91,7 +95,7 @@ cdef class EchoCanceller:
     cdef int[::1] bitrev
     cdef double[:, ::1] xr, xi, wr, wi, pwr, pwi
     cdef double[::1] y, e, mic_frame
-    cdef double span_peak
+    cdef double span_peak, echo_peak
     cdef double erle_num, erle_den, removed, predicted, sxy, syy
     cdef readonly double gain
     cdef long long gain_frames
@@ -151,6 +155,7 @@ cdef class EchoCanceller:
         self.sample_index = 0
         self.frame_index = 0
         self.span_peak = 0.0
+        self.echo_peak = 0.0
         self.erle_num = 0.0
         self.erle_den = 0.0
         self._fresh_judgement()
@@ -438,8 +443,15 @@ cdef class EchoCanceller:
         if span <= 1e-4 * self.span_peak or span < 1e-12 or not self.has_path:
             return
         # never worse than nothing: a path that adds more than it removes (the echo moved away
-        # from where it puts it) is bypassed until it fits again or another path is loaded
-        if e_f > 2.0 * e_x:
+        # from where it puts it) is bypassed until it fits again or another path is loaded.  What
+        # it adds must matter, though: in a click's quiet tail (a silent room, a digital loopback)
+        # the microphone is almost nothing and a residue 40 dB under the click is "more than
+        # nothing" -- bypassing there let the *next* click's first frame through uncancelled,
+        # and the detector took it for a step.  A moved path adds about a whole click.
+        self.echo_peak *= 0.999
+        if e_y * self.gain * self.gain > self.echo_peak:
+            self.echo_peak = e_y * self.gain * self.gain
+        if e_f > 2.0 * e_x and e_f - e_x > WORSE_SHARE * self.echo_peak:
             self.worse += 1
             if self.worse >= 2:
                 self.bypass = True

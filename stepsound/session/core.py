@@ -208,12 +208,13 @@ class SessionCore:
             mic = np.ascontiguousarray(mic)
             self.aec.process(mic, played, clean)
             self.echo_tracker.push(mic, played)
+            # the detector's leak suppression stays on behind the canceller: it learns how loud what
+            # is *left* of our clicks is (30-40 dB under them when the path is right) and counts only
+            # what stands above that -- a residue is still a sharp onset where no noise hides it.
+            # While the canceller fails (no path yet, or the round trip moved) the detector hears
+            # our raw clicks, with the leak gain it learned for those.
             mic = clean
-            if not self.aec.failing:
-                # our output is gone from what the detector hears: nothing left to veto (a veto after
-                # every click would only blank steps); while the canceller has no path, or its path
-                # no longer removes the echo, the detector's own leak suppression stands in
-                ref[:] = 0.0
+            self.engine.detector.set_leak_state(0 if self.aec.failing else 1)
         for ev in self.engine.process(mic, ref):
             self.events.put(ev)
         self.sample += n
