@@ -575,3 +575,42 @@ def test_no_click_counted_in_a_silent_room_when_the_round_trip_moves_a_little(mo
     assert [t for t in found if t < 5.0] == [], found
     assert len(found) <= 1 and [t for t in found if t > 6.0] == [], found
     assert abs(core.aec.delay + core.aec.pre_samples - (lag0 + move)) == 0
+
+
+@pytest.mark.parametrize("move", [0, 23, 1000])
+def test_no_click_counted_in_digital_silence_with_the_path_the_session_measured(move):
+    """The live case the test above misses: a digital loopback (the virtual device), so nothing but our own
+    output reaches the microphone and no noise hides a residue; the session measures the path with its own
+    sweeps (a band-limited response, ringing before and after its arrival), then clicks. Found live: the
+    canceller bypassed itself in every click's silent tail, so each next click's first frame passed
+    uncancelled; the response's 8 ms before the arrival put a faint copy of each click ahead of it; the
+    residue (36 dB under the click) was itself a clean onset. None of our clicks may count while the path
+    holds; after the round trip moves (by half a millisecond or by 23 ms, as PulseAudio does), at most two."""
+    sr = 44100
+    lag0 = 1663
+    core = SessionCore(sr, CoachConfig(target="170", cues="always", warmup_s=0.0), level_db=-6.0,
+                       leak_ref_delay=1764 - int(round(0.003 * sr)), echo_cancel=True, probe_db=-18.0)
+    n = 16 * sr
+    echo = np.zeros(n + 8192, np.float32)
+    out = np.zeros(1024, np.float32)
+    found = []
+    moved_at = 9 * sr
+    for start in range(0, n, 1024):
+        lag = lag0 if start < moved_at else lag0 + move
+        core.audio_block(echo[start:start + 1024].copy(), out)
+        if core.follow_echo() == "probe":
+            assert "error" not in core.echo_tracker.probe_result
+            assert core.leak_ref_delay == lag0 - int(round(0.003 * sr))
+        echo[start + lag:start + lag + 1024] += out
+        for ev in core.events.drain():
+            if isinstance(ev, CadenceTick) and not core.measuring:
+                core.coach.on_tick(ev)
+            elif isinstance(ev, Step):
+                found.append(round(ev.onset_sample / sr, 3))
+    clicks = core.metronome.read_clicks().sample
+    assert len(clicks) > 30 and clicks[0] < 5 * sr            # the metronome played from the probe's end on
+    assert core.echo_tracker.probe_result["round_trip_samples"] == lag0
+    assert [t for t in found if t < moved_at / sr] == [], found
+    # after a move: the clicks until the tracker has found the new path (3 estimates, ~0.7 s), none after
+    assert len(found) <= 3 and [t for t in found if t > moved_at / sr + 1.5] == [], found
+    assert core.leak_ref_delay == lag0 + move - int(round(0.003 * sr))

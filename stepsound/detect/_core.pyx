@@ -69,7 +69,8 @@ FEATURE_NAMES = (
     "pre_onset_db",       # broadband power in the pre-onset window re the background before it, dB (nan: not measurable)
 )
 DEF NFEAT = 13
-DEF LEAK_MIN_DB = -60.0   # lowest learned leak gain [dB] (it can climb back within a few clicks)
+DEF LEAK_MIN_DB = -60.0
+DEF LEAK_MARGIN_CANCELLED_DB = 12.0   # leak margin behind the echo canceller (leak state 1) [dB]   # lowest learned leak gain [dB] (it can climb back within a few clicks)
 
 cdef inline double _bq(double v, double* c, double* z1, double* z2) noexcept nogil:
     """One biquad step (transposed direct form II); c = (b0, b1, b2, 1, a1, a2)."""
@@ -525,6 +526,10 @@ cdef class StepDetector:
             self.leak_db[i] = self.leak_db_other[i]
             self.leak_db_other[i] = t
         self.leak_state = state
+        # the residue behind a canceller varies more from click to click than a raw click (the
+        # canceller's gain and the path's last sample of alignment move it by several dB), and
+        # steps stand far above it: a wider margin costs nothing there
+        self.leak_margin_db = 6.0 if state == 0 else LEAK_MARGIN_CANCELLED_DB
 
     cdef inline void _ref_sample(self, double v) noexcept nogil:
         cdef double hp, lo, m, mid, h, hi
@@ -847,7 +852,11 @@ cdef class StepDetector:
                     self.leak_db[b] += 0.15
                 elif self.leak_db[b] > LEAK_MIN_DB:
                     self.leak_db[b] -= 0.35
-            if self.ref_hold[b] > 1e-30 and h < self.veto_until[b]:
+            # behind the canceller (leak state 1) what is left of a click is no clean decay: its
+            # tail has bumps of a few dB that, in a silent room, stand far above the noise floor;
+            # there the veto covers the whole click (steps stand far above a residue), not only
+            # its onset
+            if self.ref_hold[b] > 1e-30 and (h < self.veto_until[b] or self.leak_state == 1):
                 self.leak_hist[b][self.hist_pos] = self.ref_hold[b] * pow(10.0, (self.leak_db[b] + self.leak_margin_db) / 10.0)
             else:
                 self.leak_hist[b][self.hist_pos] = 0.0

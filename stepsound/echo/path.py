@@ -303,6 +303,12 @@ class EchoPathTracker:
         self._recent.clear()
         return True
 
+    @property
+    def arrival_samples(self) -> int:
+        """Where the working path puts our output's arrival in the microphone [samples after it was
+        played] (meaningful once a reference is set)."""
+        return int(self._delay0 + self.shift + self.canceller.pre_samples)
+
     def set_reference(self, response: np.ndarray, arrival: int) -> None:
         """The measured response (lag 0 = output sample) the canceller runs from, and its arrival."""
         pre = self.canceller.pre_samples

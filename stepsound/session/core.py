@@ -156,6 +156,33 @@ class SessionCore:
         tracker = self.echo_tracker
         return bool(tracker is not None and tracker.probe_starts and tracker.probe_result is None)
 
+    def follow_echo(self) -> str | None:
+        """Let the echo path tracker take what the audio thread copied (main thread).
+
+        When the session's sweep probes were judged, or the tracker moved the
+        canceller's path, the detector's reference of our own output moves to
+        the same arrival, so that its leak veto covers what is left of our
+        clicks where they now arrive.
+
+        Returns
+        -------
+        str or None
+            ``"probe"`` when the probes were judged by this call, ``"moved"``
+            when the path moved, else None.
+        """
+        tracker = self.echo_tracker
+        if tracker is None:
+            return None
+        judged = tracker.probe_result is not None
+        moved = tracker.update()
+        what = "probe" if not judged and tracker.probe_result is not None else ("moved" if moved else None)
+        if moved and tracker.reference is not None:
+            arrival = tracker.arrival_samples
+            # the reference history holds the round trip plus a second of growth (sized at the start)
+            limit = len(self._hist) - 2 * self._max_block
+            self.leak_ref_delay = int(min(limit, max(0, arrival - int(round(REF_EARLY_S * self.sample_rate)))))
+        return what
+
     # -- audio thread ---------------------------------------------------------
     def audio_block(self, mic: np.ndarray, out: np.ndarray | None) -> None:
         """Render cues into ``out`` (if any) and detect steps in ``mic``.

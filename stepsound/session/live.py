@@ -575,11 +575,8 @@ def _run_live_stream(s: SessionSettings, store, say, core: SessionCore, sample_r
         with display, stream:
             while True:
                 time.sleep(0.05)
-                if core.echo_tracker is not None:
-                    judged = core.echo_tracker.probe_result is not None
-                    core.echo_tracker.update()
-                    if not judged and core.echo_tracker.probe_result is not None:
-                        _probe_done(s, store, core, sample_rate, say)
+                if core.follow_echo() == "probe":
+                    _probe_done(s, store, core, sample_rate, say)
                 log.pump()
                 if rec_ring is not None:
                     n = rec_ring.pop_into(drain_buf)
@@ -668,13 +665,12 @@ def _leak_delay(s: SessionSettings, store, sample_rate: int, say):
 
 
 def _probe_done(s: SessionSettings, store, core: SessionCore, sample_rate: int, say) -> None:
-    """The session's own sweep probes were judged: say so, store a clean round trip, move the detector's
-    reference to it (main thread)."""
+    """The session's own sweep probes were judged (the core moved the detector's reference to them):
+    say so and store a clean round trip (main thread)."""
     res = core.echo_tracker.probe_result
     if "error" in res:
         say(f"{res['error']}; learning the round trip from the metronome's clicks")
         return
-    core.leak_ref_delay = max(0, res["round_trip_samples"] - int(round(REF_EARLY_S * sample_rate)))
     if store is not None:
         store.set_setting(latency_key(s.input_device, s.output_device, sample_rate, s.latency),
                           res["round_trip_s"])
