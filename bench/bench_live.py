@@ -11,7 +11,8 @@ sweep across every phase of the step cycle; each with the echo canceller on and 
 session with the metronome off (heavy-share baseline).  Reported per session: F, precision and
 recall at ±50 ms, the share of the missed steps that landed 0-120 ms after one of our clicks,
 heavy share (with vs without the metronome), the round trip where our clicks really arrived in
-that stream vs where the canceller put them, xruns.
+that stream vs where the canceller put them, xruns.  First, ``--silent`` sessions with nothing playing
+but the metronome (a runner not yet running): how many of our own clicks were counted as steps.
 
 Recordings: the project's own `audio_fixtures/treadmill_run.flac` (synthetic, exact truth) and,
 where ../shared/data exists, real footstep recordings (read in place, never copied; truth = their
@@ -155,10 +156,29 @@ def session(rec: dict, volume: float, target: float | None, echo: bool, workdir:
             "echo": ec, "clicks": len(clicks)}
 
 
+def silent_session(workdir: Path, env: dict, rate: int, target: float = 170.0, volume: float = -6.0) -> dict:
+    """A session with nothing playing but our own metronome: how many of its clicks counted as steps."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / "silent.json"
+    cmd = [sys.executable, "-m", "stepsound", "run", "--sample-rate", str(rate), "--input-device", "pulse",
+           "--output-device", "pulse", "--duration", "12s", "--no-display", "--volume", f"{volume:.1f}",
+           "--json", str(out), "--db", str(workdir / "s.sqlite"), "--warmup", "0s", "--target", f"{target:.1f}",
+           "--cues", "always"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:]}
+    doc = json.loads(out.read_text())
+    s = doc["summary"]
+    ec = s.get("echo_cancel") or {}
+    return {"counted": len(doc["steps"]), "clicks": len(doc["clicks_s"]), "xruns": s.get("xruns"),
+            "moves": ec.get("path_moves"), "erle_db": ec.get("erle_db")}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="own recording only, one level")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--silent", type=int, default=5, help="sessions in a silent room (only our clicks heard)")
     ap.add_argument("--write", action="store_true", help="write the table into bench/RESULTS.md")
     args = ap.parse_args()
     header = run_header()
@@ -172,7 +192,14 @@ def main() -> int:
     rate = int(env.get("STEPSOUND_SINK_RATE", "44100"))
     offsets = [0.0] if args.quick else [-10.0, 0.0, 6.0]
     rows = []
+    silent_rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        for k in range(args.silent):
+            res = silent_session(Path(tmp) / f"silent{k}", env, rate)
+            row = (["error", "", "", "", ""] if "error" in res else
+                   [str(res["counted"]), str(res["clicks"]), str(res["xruns"]), str(res["moves"]), str(res["erle_db"])])
+            silent_rows.append([str(k + 1)] + row)
+            print("silent room:", res, flush=True)
         for rec in recordings(args.quick):
             level = step_level(rec["path"])
             target = 1.04 * 60.0 / float(np.median(np.diff(rec["truth"])))   # 4 % over the true cadence
@@ -201,10 +228,13 @@ def main() -> int:
     cols = ["recording", "clicks re steps dB", "echo canceller", "F50", "P", "R", "missed", "missed 0-120 ms after a click",
             "heavy % with / without metronome", "clicks arrived ms", "canceller expects them ms", "xruns (start-up flags)"]
     table = md_table(cols, rows)
+    if silent_rows:
+        table = md_table(["silent-room session", "own clicks counted as steps", "clicks played", "xruns",
+                          "canceller paths loaded", "ERLE dB"], silent_rows) + "\n\n" + table
     print(table)
     if args.write:
         body = "\n".join(header_lines(header)) + "\n\n" + __doc__.split("\n\n")[1] + "\n\n" + table + "\n"
-        update_results_section("Live duplex (metronome in the room)", body)
+        update_results_section("Live duplex: bench_live.py grid", body)
     return 0
 
 
