@@ -796,7 +796,10 @@ cdef class StepDetector:
         10 dB of its held peak (where the leak can be heard, and where it is
         used), so steps that coincide with clicks do not inflate it; it
         starts high (veto everything we play), comes down within a few
-        clicks, and stays above -60 dB.
+        clicks, and stays above -60 dB.  In leak state 1 (the input is the
+        microphone with our output cancelled, :meth:`set_leak_state`) the gain
+        is that of the canceller's residue, the margin 12 dB, and the veto
+        covers the whole click, not only its onsets.
         """
         cdef int b, k, j, cur
         cdef double inv = 1.0 / self.hop_length

@@ -73,8 +73,12 @@ class SessionCore:
         counts our own clicks.  None: no acoustic path (replays).
     echo_cancel : bool
         With ``leak_ref_delay``: also subtract our own output from the
-        microphone with an adaptive echo canceller (:mod:`stepsound.echo._aec`)
-        before detection and grading.  Experimental (off by default).
+        microphone with the echo canceller (:mod:`stepsound.echo._aec`) before
+        detection and grading (the live default).  The detector's leak
+        suppression then stays on behind it, with gains learned separately
+        for the raw and the cancelled microphone (switched by the
+        canceller's :attr:`~stepsound.echo._aec.EchoCanceller.failing`), and
+        :meth:`follow_echo` keeps its reference at the canceller's arrival.
     echo_response : np.ndarray, optional
         Measured output → microphone response (lag 0 = output sample) that
         starts the echo canceller.
