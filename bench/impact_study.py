@@ -12,6 +12,11 @@ of impact vs true gain over matched steps after the first 8 steps, heavy P/R
 (unmatched heavy detections in heavy scenes are false positives) -- pooled,
 and broken down by SNR and channel condition.
 
+The measures ``bands_e`` / ``band_snr(win="e")`` need the band powers over the
+energy window (``low_e_db`` ...), and the hop-median ones ``energy_m3_db`` /
+``energy_m5_db``: features of the study build of the core (commit db02fb4),
+removed since; collect with that build to replay them.
+
 Tuning = the grid's step banks bbc, moodist x beds street, domestic, speech;
 everything else is held out and printed only with ``--held``.
 
@@ -241,7 +246,23 @@ def main(argv=None):
     if args.held:
         groups.append(("held-out", [s for s in scenes if not is_tuning(s)]))
     for gname, scs in groups:
-        show(f"[{gname}] engine as shipped", breakdown(scs, [s["impact"] for s in scs]))
+        show(f"[{gname}] grader at collection time", breakdown(scs, [s["impact"] for s in scs]))
+        show(f"[{gname}] LandingGrader of this tree, replayed on the stored features",
+             breakdown(scs, [grade_now(s) for s in scs]))
+
+
+def grade_now(sc: dict) -> np.ndarray:
+    """Impacts of this tree's LandingGrader over one scene's stored step features (heavy: see score)."""
+    from stepsound.grade.impact import LandingGrader
+
+    g = LandingGrader()
+    out = np.full(len(sc["X"]), np.nan)
+    for j, row in enumerate(sc["X"]):
+        gr = g.grade(dict(zip(sc["names"], map(float, row))))
+        # score() calls a step heavy at impact >= 6 dB; a step the grader would not call heavy
+        # (low confidence) is reported just below the threshold so that score() agrees
+        out[j] = gr.impact_db if gr.heavy or not (gr.impact_db >= g.heavy_db) else np.nextafter(g.heavy_db, -1)
+    return out
 
 
 if __name__ == "__main__":

@@ -67,16 +67,12 @@ FEATURE_NAMES = (
     "odf_peak",           # peak of the onset detection function for this step
     "noise_db",           # broadband noise floor at the onset, dBFS
     "pre_onset_db",       # broadband power in the pre-onset window re the background before it, dB (nan: not measurable)
-    "low_noise_db",       # band noise floors at the onset, dBFS (same bands as low_db, mid_db, high_db)
+    "low_noise_db",       # band noise floors at the onset, dBFS (bands of low_db, mid_db, high_db; the
+                          # impact grader tells a channel change from harder landings by them)
     "mid_noise_db",
     "high_noise_db",
-    "low_e_db",           # noise-compensated band powers over the energy window, dBFS
-    "mid_e_db",
-    "high_e_db",
-    "energy_m3_db",       # energy_db after a running median of 3 hops, dBFS
-    "energy_m5_db",       # energy_db after a running median of 5 hops, dBFS
 )
-DEF NFEAT = 21
+DEF NFEAT = 16
 DEF LEAK_MIN_DB = -60.0   # lowest learned leak gain [dB] (it can climb back within a few clicks)
 
 cdef inline double _bq(double v, double* c, double* z1, double* z2) noexcept nogil:
@@ -215,7 +211,6 @@ cdef class StepDetector:
     cdef double cur_noise[NB]
     cdef double win[NB][MAXW]
     cdef double win_peak[MAXW]
-    cdef double sortbuf[MAXW]
     cdef int win_len
     cdef int collecting
     # outputs
@@ -1128,40 +1123,9 @@ cdef class StepDetector:
             self.win_peak[k] = pk
             self.win_len = k + 1
 
-    cdef double _median_energy_db(self, int ne, int half) noexcept nogil:
-        """Noise-compensated mean over the first ``ne`` hops of the feature
-        window of the running median of ``2 half + 1`` broadband hop powers
-        (the median window clipped to the energy window) [dBFS]."""
-        cdef int k, j, m, i, lo, hi
-        cdef double v, tot = 0.0, raw = 0.0, sub
-        for k in range(ne):
-            lo = k - half if k - half > 0 else 0
-            hi = k + half if k + half < ne - 1 else ne - 1
-            m = 0
-            for j in range(lo, hi + 1):
-                v = self.win[0][j]
-                i = m
-                while i > 0 and self.sortbuf[i - 1] > v:
-                    self.sortbuf[i] = self.sortbuf[i - 1]
-                    i -= 1
-                self.sortbuf[i] = v
-                m += 1
-            if m % 2 == 1:
-                v = self.sortbuf[m // 2]
-            else:
-                v = 0.5 * (self.sortbuf[m // 2 - 1] + self.sortbuf[m // 2])
-            tot += v
-            raw += self.win[0][k]
-        tot /= ne
-        raw /= ne
-        sub = tot - self.cur_noise[0]
-        if sub < 1e-3 * raw:
-            sub = 1e-3 * raw
-        return _db(sub)
-
     cdef void _emit_step(self) noexcept nogil:
         """Compute the features of the current step and emit a STEP event."""
-        cdef int k, kmax, kd, k2, b, ne, n = self.win_len
+        cdef int k, kmax, kd, k2, b, n = self.win_len
         cdef double pk, e, emax, sub, tot, emin, best, hop_ms
         cdef double bands[NB]
         cdef double* f
@@ -1238,23 +1202,6 @@ cdef class StepDetector:
         f[12] = self.cur_pre_db
         for b in range(1, NB):
             f[12 + b] = _db(self.cur_noise[b])
-        # band powers over the energy window (noise compensated, floored at -30 dB re the raw power)
-        ne = min(n, self.energy_hops)
-        for b in range(1, NB):
-            sub = 0.0
-            tot = 0.0
-            for k in range(ne):
-                sub += self.win[b][k] - self.cur_noise[b]
-                tot += self.win[b][k]
-            sub /= ne
-            tot /= ne
-            if sub < 1e-3 * tot:
-                sub = 1e-3 * tot
-            f[15 + b] = _db(sub)
-        # energy window power after a running median of 3 / 5 hops: a click of
-        # a hop or two inside the window does not count (gain-homogeneous)
-        f[19] = self._median_energy_db(ne, 1)
-        f[20] = self._median_energy_db(ne, 2)
         self.kinds_v[self.n_events] = _STEP
         self.onset_v[self.n_events] = self.cur_onset_sample
         self.detect_v[self.n_events] = self.cur_detect_sample
