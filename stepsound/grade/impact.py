@@ -61,8 +61,11 @@ each other, the rolling baseline restarts from those 6 steps (never a
 frozen one).
 A runner's block of harder landings in steady noise never triggers it, and
 stays heavy.  On the bench_world tuning scenes this lifts the pooled r from
-0.37 to 0.44 (scenes with a level jump 0.23 → 0.35, with slow AGC 0.36 →
-0.42) and changes nothing on scenes without either.  Without noise floors
+0.36 to 0.43 (scenes with a level jump 0.22 → 0.33, with slow AGC 0.35 →
+0.40) and leaves scenes with neither unchanged (0.60).  It reacts within
+about 6 steps to a jump down, and to a jump up as fast as the detector's
+noise floors follow it (2 dB/s up, 8 dB/s down); the steps before that are
+graded against the old level.  Without noise floors
 (:meth:`ImpactBaseline.grade` given none) it never fires.
 
 Confidence
