@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 import bench_world as bw  # noqa: E402
 
 
-def collect(out: str, seeds: int = 2, duration: float = 40.0) -> None:
+def collect(out: str, seeds: int = 2, duration: float = 40.0, tuning_only: bool = False) -> None:
     import mir_eval
 
     from stepsound.engine import Engine, Step
@@ -52,7 +52,10 @@ def collect(out: str, seeds: int = 2, duration: float = 40.0) -> None:
     data = bw.find_data(None)
     banks = bw.load_banks(data)
     scenes = []
-    for k, spec in enumerate(bw.build_grid(False, seeds, duration)):
+    specs = bw.build_grid(False, seeds, duration)
+    if tuning_only:
+        specs = [sp for sp in specs if sp.step_family in bw.TUNING_STEPS and sp.bed_family in bw.TUNING_BEDS]
+    for k, spec in enumerate(specs):
         y, rate, truth, gains, stop = bw.render(spec, data, banks)
         eng = Engine(rate, bw.DETECTOR_CONFIG)
         steps = [e for e in eng.process(y) if isinstance(e, Step)]
@@ -233,12 +236,13 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("collect")
     c.add_argument("--out", required=True)
+    c.add_argument("--tuning-only", action="store_true", help="only the tuning steps x tuning beds scenes")
     s = sub.add_parser("score")
     s.add_argument("--rows", required=True)
     s.add_argument("--held", action="store_true", help="also print held-out scenes")
     args = ap.parse_args(argv)
     if args.cmd == "collect":
-        collect(args.out)
+        collect(args.out, tuning_only=args.tuning_only)
         return
     with open(args.rows, "rb") as fh:
         scenes = pickle.load(fh)
