@@ -60,6 +60,14 @@ class Step:
     features : dict
         Detector features (``peak_db``, ``energy_db`` ... see
         :data:`stepsound.detect.detector.FEATURE_NAMES`).
+    detect_latency_ms : float [ms]
+    strike, strike_confidence : str or None, float or None
+        Heel vs forefoot (with a calibrated profile), see
+        :class:`stepsound.grade.impact.Grade`.
+    impact_confidence : float in [0, 1] or None
+        Share of the step's measured power above the noise floor
+        (:func:`stepsound.grade.impact.impact_confidence`); a step below the
+        grader's ``min_confidence`` is never heavy.
     """
 
     onset_sample: int
@@ -76,6 +84,7 @@ class Step:
     detect_latency_ms: float = 0.0
     strike: str | None = None
     strike_confidence: float | None = None
+    impact_confidence: float | None = None
 
     def to_dict(self) -> dict:
         """The JSON record of a step (floats rounded, NaN → None)."""
@@ -90,6 +99,7 @@ class Step:
             "side": self.side,
             "strike": self.strike,
             "strike_confidence": _r(self.strike_confidence, 3),
+            "impact_confidence": _r(self.impact_confidence, 3),
             "extra": bool(self.extra),
             "missed_before": int(self.missed),
         }
@@ -189,7 +199,7 @@ class Engine:
                     onset.cadence_spm, onset.smoothed_spm, onset.side, onset.extra, onset.missed,
                     grade.impact_db, grade.heavy, dict(ev.values),
                     1000.0 * (ev.detect_sample - ev.onset_sample) / self.sample_rate,
-                    grade.strike, grade.strike_confidence)
+                    grade.strike, grade.strike_confidence, grade.confidence)
 
     def _ticks_until(self, sample: int, out: list) -> None:
         while self._next_tick <= sample:

@@ -67,10 +67,14 @@ FEATURE_NAMES = (
     "odf_peak",           # peak of the onset detection function for this step
     "noise_db",           # broadband noise floor at the onset, dBFS
     "pre_onset_db",       # broadband power in the pre-onset window re the background before it, dB (nan: not measurable)
+    "low_noise_db",       # band noise floors at the onset, dBFS (bands of low_db, mid_db, high_db; the
+                          # impact grader tells a channel change from harder landings by them)
+    "mid_noise_db",
+    "high_noise_db",
 )
-DEF NFEAT = 13
-DEF LEAK_MIN_DB = -60.0
-DEF LEAK_MARGIN_CANCELLED_DB = 12.0   # leak margin behind the echo canceller (leak state 1) [dB]   # lowest learned leak gain [dB] (it can climb back within a few clicks)
+DEF NFEAT = 16
+DEF LEAK_MIN_DB = -60.0   # lowest learned leak gain [dB] (it can climb back within a few clicks)
+DEF LEAK_MARGIN_CANCELLED_DB = 12.0   # leak margin behind the echo canceller (leak state 1) [dB]
 
 cdef inline double _bq(double v, double* c, double* z1, double* z2) noexcept nogil:
     """One biquad step (transposed direct form II); c = (b0, b1, b2, 1, a1, a2)."""
@@ -1239,6 +1243,8 @@ cdef class StepDetector:
         f[10] = self.cur_odf_peak
         f[11] = _db(self.cur_noise[0])
         f[12] = self.cur_pre_db
+        for b in range(1, NB):
+            f[12 + b] = _db(self.cur_noise[b])
         self.kinds_v[self.n_events] = _STEP
         self.onset_v[self.n_events] = self.cur_onset_sample
         self.detect_v[self.n_events] = self.cur_detect_sample

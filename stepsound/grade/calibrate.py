@@ -24,9 +24,9 @@ import numpy as np
 
 from stepsound.engine import Engine, Step
 from stepsound.errors import AudioDeviceError, ParameterError
-from stepsound.grade.impact import DEFAULT_HEAVY_DB
+from stepsound.grade.impact import DEFAULT_HEAVY_DB, impact_level_db
 from stepsound.grade.profiles import RunnerProfile, check_name
-from stepsound.grade.strike import POOR_BELOW, CalibrationError, fit_strike_classifier, landing_db
+from stepsound.grade.strike import POOR_BELOW, CalibrationError, fit_strike_classifier
 
 __all__ = ["calibration_steps", "learn_heavy_db", "make_profile", "LiveCalibration", "format_report", "report_doc",
            "check_separable", "recorded_steps", "live_calibration_steps"]
@@ -59,7 +59,7 @@ def learn_heavy_db(*step_groups) -> tuple[float | None, float | None]:
     """
     residuals = []
     for steps in step_groups:
-        loud = np.array([landing_db(getattr(s, "features", s)) for s in steps], float)
+        loud = np.array([impact_level_db(getattr(s, "features", s)) for s in steps], float)
         loud = loud[np.isfinite(loud)]
         for i in range(len(loud)):
             lo, hi = max(0, i - 4), min(len(loud), i + 5)
