@@ -260,20 +260,20 @@ def test_stalled_clients_cost_the_publisher_nothing_and_memory_stays_bounded(liv
     pad = "x" * 20000
     rss0 = _rss_kib()
     worst = 0.0
-    t_end = time.monotonic() + 3.0
-    n = 0
-    while time.monotonic() < t_end:                  # ~20 kB frames as fast as they can be made: ~100 MB
+    # 3000 frames of ~20 kB (~57 MB) as fast as they can be made: a fixed amount, so that a slow or
+    # loaded machine publishes as much as a fast one (a 3 s budget published < 50 MB under load)
+    for n in range(3000):
         t0 = time.perf_counter()
         newest = live.state.publish({"n": n, "pad": pad}).seq
         worst = max(worst, time.perf_counter() - t0)
-        n += 1
         if n % 50 == 0:
             time.sleep(0.001)
     grown_mib = (_rss_kib() - rss0) / 1024
-    published_mib = n * len(pad) / 2 ** 20
-    assert published_mib > 50
+    published_mib = 3000 * len(pad) / 2 ** 20
     assert grown_mib < 20, f"memory grew {grown_mib:.1f} MiB while {published_mib:.0f} MiB were published"
-    assert worst < 0.1, f"a publish took {1000 * worst:.0f} ms"
+    # a publisher that waited for a stalled client would wait for ever (its socket buffer is full after
+    # a few frames); a busy machine can still delay one publish by a scheduler slice or two
+    assert worst < 0.5, f"a publish took {1000 * worst:.0f} ms"
     # the client that reads is not held back by the ones that do not: it has the newest frame
     last = max(reader.frames)
     wait_for(lambda: max(reader.frames) == newest, 5, "the reading client to get the newest frame")
