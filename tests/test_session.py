@@ -608,7 +608,7 @@ def test_no_click_counted_in_a_silent_room_when_the_round_trip_moves_a_little(mo
     assert abs(core.aec.delay + core.aec.pre_samples - (lag0 + move)) == 0
 
 
-@pytest.mark.parametrize("move", [0, 23, 1000])
+@pytest.mark.parametrize("move", [0, 23, 1000, 3300, -500])
 def test_no_click_counted_in_digital_silence_with_the_path_the_session_measured(move):
     """The live case the test above misses: a digital loopback (the virtual device), so nothing but our own
     output reaches the microphone and no noise hides a residue; the session measures the path with its own
@@ -616,7 +616,7 @@ def test_no_click_counted_in_digital_silence_with_the_path_the_session_measured(
     canceller bypassed itself in every click's silent tail, so each next click's first frame passed
     uncancelled; the response's 8 ms before the arrival put a faint copy of each click ahead of it; the
     residue (36 dB under the click) was itself a clean onset. None of our clicks may count while the path
-    holds; after the round trip moves (by half a millisecond or by 23 ms, as PulseAudio does), at most two."""
+    holds; after the round trip moves (by half a millisecond or by 23 ms, as PulseAudio does), at most one."""
     sr = 44100
     lag0 = 1663
     core = SessionCore(sr, CoachConfig(target="170", cues="always", warmup_s=0.0), level_db=-6.0,
@@ -642,6 +642,7 @@ def test_no_click_counted_in_digital_silence_with_the_path_the_session_measured(
     assert len(clicks) > 30 and clicks[0] < 5 * sr            # the metronome played from the probe's end on
     assert core.echo_tracker.probe_result["round_trip_samples"] == lag0
     assert [t for t in found if t < moved_at / sr] == [], found
-    # after a move: the clicks until the tracker has found the new path (3 estimates, ~0.7 s), none after
-    assert len(found) <= 3 and [t for t in found if t > moved_at / sr + 1.5] == [], found
+    # after a move: at most the first click, which arrives before anything of the new path can be heard
+    # (the quick look finds it from that click; the deconvolution estimates took three clicks)
+    assert len(found) <= 1 and [t for t in found if t > moved_at / sr + 0.5] == [], found
     assert core.leak_ref_delay == lag0 + move - int(round(0.003 * sr))

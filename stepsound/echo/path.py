@@ -47,6 +47,12 @@ FINE_SPAN = 6
 FINE_GAIN = 1.6
 #: The fine alignment judges the latest this much of what was heard [s] (a click or two).
 FINE_S = 0.4
+#: While failing, the quick look searches this far either side of the working path [s] ...
+QUICK_SPAN_S = 0.25
+#: ... over this much of one click's predicted echo [s] ...
+QUICK_WINDOW_S = 0.03
+#: ... and moves the path there when the echo has the predicted shape this exactly (normalised correlation).
+QUICK_FIT = 0.95
 
 
 def best_shift(estimate: np.ndarray, reference: np.ndarray, max_shift: int) -> tuple[int, float]:
@@ -141,6 +147,8 @@ class EchoPathTracker:
         self.estimates = 0
         self.moves = 0
         self.fine_moves = 0
+        self.quick_moves = 0
+        self._quick_last = -1
         self.last: dict | None = None
         # sweep probes played by the session itself at its start (see SessionCore): captured whole
         self.probe_starts = [int(v) for v in probe_starts]
@@ -200,6 +208,8 @@ class EchoPathTracker:
             # removes most of a click's energy, but not its sharp start, which the detector then hears
             self._recent.clear()
             return self._align()
+        if self.reference is not None and self._quick():
+            return True
         response = deconvolve(self.mic, self.played, self.lag, REGULARISATION)
         est = analyse_response(response, self.sample_rate)
         self.estimates += 1
@@ -272,10 +282,84 @@ class EchoPathTracker:
         now = values.get(self.shift, left(self.shift))
         return best, values[best], now
 
+    def _quick(self) -> bool:
+        """While failing: where did the latest click whose echo can be heard whole arrive?
+
+        The estimates of :meth:`update` deconvolve a second of audio, which after a move of the
+        round trip still holds the clicks from before it for half a second or more: three
+        agreeing estimates took about three clicks, each counted as a step.  This looks at one
+        click: the measured response predicts its echo's shape, and the shift (within
+        ``QUICK_SPAN_S`` of the working path) where the microphone holds that shape with a
+        normalised correlation of at least ``QUICK_FIT`` is taken at once.  A click under a
+        step, or a room whose echo does not match the measured shape that exactly, gives a lower
+        fit, and the slower estimates decide.
+
+        Returns
+        -------
+        bool
+            True when the path was moved.
+        """
+        sr = self.sample_rate
+        span = int(QUICK_SPAN_S * sr)
+        width = int(QUICK_WINDOW_S * sr)
+        pre = int(0.002 * sr)
+        base = self.arrival_samples - self.shift          # where the reference itself puts the echo
+        n = len(self.played)
+        level = np.abs(self.played)
+        peak = float(level.max())
+        if peak <= 0.0:
+            return False
+        loud = np.flatnonzero(level > 0.1 * peak)
+        # onsets: loud samples after 5 ms of quiet
+        gap = int(0.005 * sr)
+        starts = loud[np.concatenate([[True], np.diff(loud) > gap])] if loud.size else loud
+        latest_ok = n - (base + self.shift + span + width)   # its echo's window is heard whole
+        starts = starts[(starts <= latest_ok) & (starts - pre + base + self.shift - span >= 0)]
+        if not starts.size:
+            return False
+        c = int(starts[-1])
+        absolute = self.heard - n + c
+        if absolute <= getattr(self, "_quick_last", -1):
+            return False
+        self._quick_last = absolute
+        y = _convolve(self.played[max(0, c - pre):c + width], self.reference)
+        # the predicted echo of this click, from pre before the reference's arrival on
+        a0 = base + (c - max(0, c - pre)) - pre
+        shape = y[a0:a0 + width + pre]
+        e_shape = float(np.dot(shape, shape))
+        if len(shape) < width or e_shape <= 0.0:
+            return False
+        lo = c - pre + base + self.shift - span
+        seg = self.mic[lo:lo + 2 * span + len(shape)]
+        corr = sp_fft.irfft(sp_fft.rfft(seg, nfft := 1 << (len(seg) + len(shape)).bit_length())
+                            * np.conj(sp_fft.rfft(shape, nfft)), nfft)[:2 * span + 1]
+        energy = np.concatenate([[0.0], np.cumsum(seg.astype(np.float64) ** 2)])
+        window = energy[len(shape):len(shape) + 2 * span + 1] - energy[:2 * span + 1]
+        ncc = corr / np.sqrt(np.maximum(window, 1e-30) * e_shape)
+        # only where the microphone holds about as much as the echo predicted (a near-silent stretch has
+        # no shape to match: its correlation is rounding noise over nothing)
+        ncc[window < 0.25 * e_shape] = 0.0
+        k = int(np.argmax(ncc))
+        found = self.shift - span + k
+        # a click from before the move, or a path a sample or two off (the fine alignment's job)
+        if not ncc[k] >= QUICK_FIT or abs(found - self.shift) <= FINE_SPAN:
+            return False
+        shift, best, _ = self._best_aligned(found)
+        if abs(shift - found) == FINE_SPAN:
+            shift = found
+        self.canceller.load(self._delay0 + shift, *self._spectra)
+        self.shift = shift
+        self.moves += 1
+        self.quick_moves += 1
+        self._recent.clear()
+        return True
+
     def _align(self) -> bool:
         """Move the working path by a few samples when that leaves clearly less of the echo."""
         shift, best, now = self._best_aligned(self.shift)
-        if shift == self.shift or not best * FINE_GAIN < now:
+        # a best shift at the edge of the span is no minimum: the echo is further away than a fine
+        # alignment reaches (the path moved; the quick look or the estimates will find it)
+        if shift == self.shift or not best * FINE_GAIN < now or abs(shift - self.shift) == FINE_SPAN:
             return False
         self.canceller.load(self._delay0 + shift, *self._spectra)
         self.shift = shift
