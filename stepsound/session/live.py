@@ -607,7 +607,8 @@ def _run_live_stream(s: SessionSettings, store, say, core: SessionCore, sample_r
              "echo_cancel": None if core.aec is None else {
                  "delay_samples": core.aec.delay, "arrival_samples": core.aec.delay + core.aec.pre_samples,
                  "paths_loaded": core.aec.loads,
-                 "path_moves": core.echo_tracker.moves, "erle_db": round(core.aec.echo_return_loss_db, 1),
+                 "path_moves": core.echo_tracker.moves, "quick_moves": core.echo_tracker.quick_moves,
+                 "fine_moves": core.echo_tracker.fine_moves, "erle_db": round(core.aec.echo_return_loss_db, 1),
                  "probe": None if core.echo_tracker.probe_result is None else {
                      k: v for k, v in core.echo_tracker.probe_result.items() if k != "response"}},
              "startup_flags": stats.startup_flags,
