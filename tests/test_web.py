@@ -458,6 +458,15 @@ def test_session_metrics_and_weekly_trends():
     assert m["minutes"] == 2.0
     doc["summary"]["band_pct"] = 15.0      # a session that stored its own band: 150 is within 170 ± 15 %
     assert session_metrics(doc, band_pct=3.0)["in_zone_share"] == 1.0
+    # the printed/HTML report says the same of this session (one computation: stepsound.report.numbers)
+    from stepsound.report.session import session_stats
+
+    doc["summary"]["band_pct"] = 3.0
+    doc["steps"].append({"time_s": 9.0, "heavy": False, "impact_db": None})     # not graded: in neither share
+    m, r = session_metrics(doc), session_stats(doc)
+    assert r["time_in_zone_share"] == m["in_zone_share"] and r["time_in_zone_s"] == m["in_zone_s"]
+    assert r["heavy_share"] == m["heavy_share"] == pytest.approx(0.25)
+    assert r["strike"]["forefoot_share"] == m["forefoot_share"]
     other = dict(m, started_at=m["started_at"] + 86400 * 7, median_cadence_spm=172.0, in_zone_s=15.0)
     weeks = weekly_trends([m, other])
     assert len(weeks) == 2 and weeks[0]["cadence_spm"] == 168.0 and weeks[1]["in_zone_share"] == 1.0

@@ -24,6 +24,7 @@ import os
 
 import numpy as np
 
+from stepsound.report.numbers import heavy_counts, strike_counts, target_at, target_changes, zone_time
 from stepsound.units import format_when
 
 import stepsound.report.plot  # noqa: F401 -- quiets matplotlib's warning about glyphs a font lacks
@@ -60,24 +61,8 @@ def format_clock(seconds: float | None) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
-def _target_steps(cues: list) -> list[tuple[float, float]]:
-    """(time_s, target_spm) wherever the target is set or changes."""
-    out = []
-    for c in cues:
-        t = c.get("target_spm")
-        if t is not None and (not out or abs(out[-1][1] - t) > 1e-9):
-            out.append((float(c["time_s"]), float(t)))
-    return out
-
-
-def _target_at(steps: list, t: float) -> float | None:
-    cur = None
-    for ts, v in steps:
-        if ts <= t:
-            cur = v
-        else:
-            break
-    return cur
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
 
 
 def _periods(cues: list, on: str, off: str, end_s: float) -> list[tuple[float, float]]:
@@ -127,30 +112,14 @@ def session_stats(doc: dict) -> dict:
         duration = max([t for t, _ in ticks] + [s["time_s"] for s in steps] + [0.0])
     duration = float(duration)
     band = float(summary.get("band_pct") or DEFAULT_BAND_PCT)
-    targets = _target_steps(cues)
+    targets = target_changes(cues)
     spm = np.array([s["cadence_spm"] for s in steps if s.get("cadence_spm") is not None], float)
 
     # time in the target zone: display ticks (every 0.25 s) once a target is set
-    tick_dt = float(np.median(np.diff([t for t, _ in ticks]))) if len(ticks) > 1 else 0.25
-    zone_n = coached_n = 0
-    zone_by_min: dict[int, list[int]] = {}
-    for t, v in ticks:
-        tgt = _target_at(targets, t)
-        if tgt is None or v is None:
-            continue
-        coached_n += 1
-        inside = abs(v - tgt) <= band / 100.0 * tgt
-        zone_n += inside
-        zone_by_min.setdefault(int(t // 60), []).append(int(inside))
-
-    strikes = [s.get("strike") for s in steps if s.get("strike")]
-    strike = None
-    if strikes:
-        heel, fore, unc = (strikes.count(k) for k in ("heel", "forefoot", "uncertain"))
-        labelled = heel + fore
-        strike = {"heel": heel, "forefoot": fore, "uncertain": unc,
-                  "heel_share": heel / labelled if labelled else None,
-                  "forefoot_share": fore / labelled if labelled else None}
+    in_zone = zone_time(ticks, targets, band)
+    zone_by_min = in_zone["by_minute"]
+    strike = strike_counts(steps)
+    heavy, graded = heavy_counts(steps)
 
     baseline_cue = next((c for c in cues if c["kind"] == "baseline"), None)
     first_step = steps[0]["time_s"] if steps else None
@@ -179,7 +148,7 @@ def session_stats(doc: dict) -> dict:
             "minute": m + 1,
             "steps": len(in_min),
             "median_cadence_spm": float(np.median(cad)) if cad else None,
-            "heavy_share": (sum(bool(s.get("heavy")) for s in in_min) / len(in_min)) if in_min else None,
+            "heavy_share": _share(*heavy_counts(in_min)),
             "heel_share": (lab.count("heel") / len(lab)) if lab else None,
             "in_zone_share": (sum(zone) / len(zone)) if zone else None,
         })
@@ -193,9 +162,9 @@ def session_stats(doc: dict) -> dict:
         "baseline_spm": summary.get("baseline_spm"),
         "target_spm": targets[-1][1] if targets else summary.get("final_target_spm"),
         "band_pct": band,
-        "time_in_zone_share": zone_n / coached_n if coached_n else None,
-        "time_in_zone_s": zone_n * tick_dt if coached_n else None,
-        "heavy_share": (sum(bool(s.get("heavy")) for s in steps) / len(steps)) if steps else None,
+        "time_in_zone_share": in_zone["in_zone_share"],
+        "time_in_zone_s": in_zone["in_zone_s"] if in_zone["coached_s"] else None,
+        "heavy_share": _share(heavy, graded),
         "heavy_threshold_db": summary.get("heavy_threshold_db"),
         "strike": strike,
         "left_right": {"left": sides.count("L"), "right": sides.count("R"),

@@ -22,6 +22,7 @@ import re
 import threading
 
 from stepsound.errors import StepsoundError
+from stepsound.report.numbers import heavy_counts, strike_counts, target_changes, zone_time
 from stepsound.store import SessionStore, default_db_path
 from stepsound.units import format_when
 from stepsound.web.server import Response, static_file
@@ -68,27 +69,10 @@ def session_metrics(doc: dict, band_pct: float = DEFAULT_BAND_PCT) -> dict:
     band_pct = _num(summary.get("band_pct")) or band_pct
     steps = [s for s in doc["steps"] if not s.get("extra")]
     # the target in force: a step function through the cues that carry one
-    changes = sorted((c["time_s"], c["target_spm"]) for c in doc["cues"] if _num(c.get("target_spm")))
-    ticks = [(c["time_s"], c["spm"]) for c in doc["cadence"]]
-    tick_s = 0.25
-    if len(ticks) > 1:
-        gaps = [b[0] - a[0] for a, b in zip(ticks, ticks[1:]) if b[0] > a[0]]
-        if gaps:
-            tick_s = sorted(gaps)[len(gaps) // 2]
-    target_n = in_zone_n = 0
-    j, target = 0, None
-    for t, spm in ticks:
-        while j < len(changes) and changes[j][0] <= t:
-            target = changes[j][1]
-            j += 1
-        if target is None or spm is None:
-            continue
-        target_n += 1
-        if abs(spm - target) <= target * band_pct / 100.0:
-            in_zone_n += 1
-    strikes = collections.Counter(s.get("strike") for s in steps if s.get("strike"))
-    classified = strikes.get("heel", 0) + strikes.get("forefoot", 0)
-    heavy = [bool(s.get("heavy")) for s in steps if s.get("impact_db") is not None]
+    changes = target_changes(doc["cues"])
+    zone = zone_time([(c["time_s"], c["spm"]) for c in doc["cadence"]], changes, band_pct)
+    strikes = strike_counts(steps) or {}
+    heavy, graded = heavy_counts(steps)
     duration = _num(meta.get("duration_s")) or _num(doc.get("duration_s"))
     median = _num(meta.get("median_cadence_spm"))
     if median is None:
@@ -104,15 +88,15 @@ def session_metrics(doc: dict, band_pct: float = DEFAULT_BAND_PCT) -> dict:
         "median_cadence_spm": median,
         "baseline_spm": _num(meta.get("baseline_spm")),
         "final_target_spm": _num(summary.get("final_target_spm")) or (changes[-1][1] if changes else None),
-        "target_s": target_n * tick_s,
-        "in_zone_s": in_zone_n * tick_s,
-        "in_zone_share": in_zone_n / target_n if target_n else None,
+        "target_s": zone["coached_s"],
+        "in_zone_s": zone["in_zone_s"],
+        "in_zone_share": zone["in_zone_share"],
         "band_pct": band_pct,
-        "heavy_share": sum(heavy) / len(heavy) if heavy else _num(meta.get("heavy_share")),
-        "heavy_steps": sum(heavy),
-        "graded_steps": len(heavy),
+        "heavy_share": heavy / graded if graded else _num(meta.get("heavy_share")),
+        "heavy_steps": heavy,
+        "graded_steps": graded,
         "strikes": {k: strikes.get(k, 0) for k in ("heel", "forefoot", "uncertain")},
-        "forefoot_share": strikes.get("forefoot", 0) / classified if classified else None,
+        "forefoot_share": strikes.get("forefoot_share"),
     }
 
 
