@@ -166,3 +166,105 @@ def test_bad_models_are_rejected(tmp_path):
         det._core.set_model(make_stepnet(44100, 88, 4096))       # another rate
     with pytest.raises(ValueError):
         det._core.set_model(make_stepnet(16000, 32, 256))        # output ring shorter than a block
+
+
+# --------------------------------------------------------------------------- version 2: hand-made ODF as extra inputs
+
+def _random_v2_archive(path, seed=0, n_extra=3):
+    """A model archive with extra inputs and random weights (structure tests, not behaviour)."""
+    rng = np.random.default_rng(seed)
+    base = load_model()
+    nf = len(base["centres_hz"]) * 2 + n_extra
+    out = {k: base[k] for k in ("centres_hz", "q", "floor_up_db_s", "floor_down_db_s")}
+    out["in_mean"] = rng.normal(0, 1, nf)
+    out["in_scale"] = rng.uniform(5, 20, nf)
+    out["n_extra"] = np.array(n_extra)
+    shapes = [(8, nf, 3, 1), (8, 8, 3, 2), (1, 8, 1, 1)]
+    for i, (o, n_in, k, d) in enumerate(shapes):
+        out[f"w{i}"] = rng.normal(0, 0.4, (o, n_in, k))
+        out[f"b{i}"] = rng.normal(0, 0.1, o)
+        out[f"d{i}"] = np.array(d)
+    out["n_layers"] = np.array(len(shapes))
+    out["info"] = np.array(json.dumps({"test": True}))
+    np.savez(path, **out)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def v2_path(tmp_path_factory):
+    return _random_v2_archive(tmp_path_factory.mktemp("v2") / "v2.npz")
+
+
+def test_hand_inputs_do_not_depend_on_the_model_or_block_size(run16k, v2_path):
+    """The extra inputs are computed against noise floors of their own (never frozen by a detection), so they are
+    the same with or without a model, and for any cut of the audio: training can compute them without the model."""
+    x, _ = run16k
+    plain = Detector(16000)._core.trace(x)
+    with_model = Detector(16000, MODEL.replace(model=v2_path))._core.trace(x)
+    assert np.array_equal(plain[:, :3], with_model[:, :3])
+    assert plain[:, 0].max() > 1.0          # the steps show in it
+    det = Detector(16000)
+    rng = np.random.default_rng(9)
+    parts, i = [], 0
+    while i < len(x):
+        n = int(rng.integers(0, 700))
+        parts.append(det._core.trace(x[i:i + n]))
+        i += n
+    assert np.array_equal(np.vstack(parts), plain)
+
+
+def test_v2_model_in_core_equals_training_side_computation(run16k, v2_path):
+    """What the training script feeds the network (the front end's features + the core's extra inputs, as
+    bench/train_stepnet.py computes them) gives, in the model's own path and in a NumPy reference, the probabilities
+    the core used."""
+    x, _ = run16k
+    model = load_model(v2_path)
+    det = Detector(16000, MODEL.replace(model=v2_path))
+    got = det._core.trace(x)[:, 3] / det.config.model_scale
+    feats = feature_extractor(16000, 32, model["centres_hz"], float(model["q"]), float(model["floor_up_db_s"]),
+                              float(model["floor_down_db_s"])).features(x)
+    extra = Detector(16000)._core.trace(x)[:, :3]
+    frames = np.hstack([feats, extra])
+    net = make_stepnet(16000, 32, 4096, v2_path)
+    assert np.max(np.abs(net.forward_frames(frames) - got)) < 1e-6      # float32 features vs float64 in the core
+    assert np.max(np.abs(_reference_probs(model, frames) - got)) < 1e-6
+    assert got.std() > 1e-3                                               # not a constant
+    with pytest.raises(ValueError):
+        net.process(x)                                                     # needs the core's extra inputs
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+@pytest.mark.parametrize("sizes", [[1, 255, 7], "random"])
+def test_detector_with_v2_model_is_block_size_invariant(rate, sizes, v2_path):
+    cfg = MODEL.replace(model=v2_path, model_threshold=0.5)
+    x, _ = _synth(rate, seed=4)
+    whole = _keys(Detector(rate, cfg).process(x))
+    assert len(whole) > 4
+    if sizes == "random":
+        rng = np.random.default_rng(rate)
+        sizes = [int(s) for s in rng.integers(0, 20000, size=300)]
+    det = Detector(rate, cfg)
+    events, i, k = [], 0, 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        events += det.process(x[i:i + n])
+        i += n
+        k += 1
+    assert _keys(events) == whole
+    det.reset()
+    assert _keys(det.process(x)) == whole
+
+
+def test_v1_model_forward_frames_matches_its_own_path(run16k):
+    x, _ = run16k
+    model = load_model()
+    feats = feature_extractor(16000, 32, model["centres_hz"], float(model["q"]), float(model["floor_up_db_s"]),
+                              float(model["floor_down_db_s"])).features(x)
+    got = make_stepnet(16000, 32, len(x) + 32).process(x)
+    assert np.max(np.abs(make_stepnet(16000, 32, 4096).forward_frames(feats) - got)) < 1e-6
+
+
+def test_too_many_extra_inputs_are_rejected(tmp_path):
+    path = _random_v2_archive(tmp_path / "v4.npz", n_extra=4)
+    with pytest.raises(ParameterError):
+        Detector(16000, MODEL.replace(model=path))

@@ -250,9 +250,9 @@ class Detector:
             try:
                 net = make_stepnet(self.sample_rate, hop_length, self._max_block,
                                    None if c.model == "stepnet" else str(c.model))
+                self._core.set_model(net, c.model_scale, c.threshold_abs)
             except (OSError, KeyError, ValueError) as exc:
                 raise ParameterError(f"model={c.model!r}: {exc}") from None
-            self._core.set_model(net, c.model_scale, c.threshold_abs)
 
     @property
     def latency_samples(self) -> int:

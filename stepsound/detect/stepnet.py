@@ -103,7 +103,8 @@ def make_stepnet(sample_rate: int, hop_length: int, max_block: int, path: str | 
     layers = [(m[f"w{i}"], m[f"b{i}"], int(m[f"d{i}"])) for i in range(n)]
     return StepNet(sample_rate, hop_length, design_bands(sample_rate, m["centres_hz"], float(m["q"])),
                    m["in_mean"], m["in_scale"], layers, floor_up_db_s=float(m["floor_up_db_s"]),
-                   floor_down_db_s=float(m["floor_down_db_s"]), max_block=max_block)
+                   floor_down_db_s=float(m["floor_down_db_s"]), max_block=max_block,
+                   n_extra=int(m["n_extra"]) if "n_extra" in m else 0)
 
 
 def feature_extractor(sample_rate: int, hop_length: int, centres_hz=DEFAULT_CENTRES_HZ, q: float = DEFAULT_Q,
