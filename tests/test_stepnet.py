@@ -6,7 +6,7 @@ import pytest
 
 from stepsound.detect.detector import Detector, DetectorConfig, Onset, StepFeatures
 from stepsound.errors import ParameterError
-from stepsound.detect.stepnet import design_bands, feature_extractor, load_model, make_stepnet, model_info
+from stepsound.detect.stepnet import MODELS, design_bands, feature_extractor, load_model, make_stepnet, model_info
 
 from _signals import bursts, match
 
@@ -268,3 +268,37 @@ def test_too_many_extra_inputs_are_rejected(tmp_path):
     path = _random_v2_archive(tmp_path / "v4.npz", n_extra=4)
     with pytest.raises(ParameterError):
         Detector(16000, MODEL.replace(model=path))
+
+
+# --------------------------------------------------------------------------- the shipped version 2 (stepnet2)
+
+MODEL2 = DetectorConfig().replace(model="stepnet2")
+
+
+def test_stepnet2_archive_says_it_never_saw_held_out_sources():
+    info = model_info(str(MODELS["stepnet2"]))
+    seen = info["trained_on"]
+    assert set(seen["step_banks"]) <= {"bbc", "moodist"}
+    assert set(seen["beds"]) <= {"street", "domestic", "speech"}
+    assert set(seen["generated_beds"]) <= {"gen_colour", "gen_motor", "gen_thump"}
+    assert int(load_model(str(MODELS["stepnet2"]))["n_extra"]) == 3
+
+
+def test_stepnet2_finds_synthesized_steps():
+    x, truth = _synth(44100, duration_s=12.0)
+    ev = Detector(44100, MODEL2).process(x)
+    onsets = [e.onset_sample for e in ev if isinstance(e, Onset)]
+    hits, misses, fas, err = match(onsets, truth, tolerance=int(0.05 * 44100))
+    assert hits >= 0.9 * len(truth) and fas <= 1, (hits, misses, fas)
+    assert np.median(np.abs(err)) < 0.005 * 44100
+
+
+@pytest.mark.parametrize("name", ["silence", "dc", "sine", "hum", "white noise"])
+def test_stepnet2_is_silent_on_steady_signals(name):
+    sr = 16000
+    t = np.arange(10 * sr) / sr
+    x = {"silence": np.zeros_like(t), "dc": np.full_like(t, 0.3), "sine": 0.3 * np.sin(2 * np.pi * 440 * t),
+         "hum": 0.2 * np.sin(2 * np.pi * 50 * t) + 0.1 * np.sin(2 * np.pi * 100 * t),
+         "white noise": 0.1 * np.random.default_rng(2).standard_normal(len(t))}[name]
+    ev = Detector(sr, MODEL2).process(x.astype(np.float32))
+    assert not [e for e in ev if isinstance(e, Onset)], name
