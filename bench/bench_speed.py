@@ -305,7 +305,7 @@ def main(argv=None) -> int:
     p.add_argument("--skip-long", action="store_true", help="skip the long-file memory test")
     p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     p.add_argument("--model", default=None,
-                   help="part (a) with this DetectorConfig.model ('none': hand-made ODF, 'stepnet', 'stepnet2'); implies "
+                   help="part (a) with this DetectorConfig.model ('none': hand-made ODF, 'stepnet'); implies "
                         "--core-only --no-write")
     args = p.parse_args(argv)
     if args.model is not None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train the learned step-onset model (stepsound/detect/models/stepnet*.npz).
+"""Train the learned step-onset model (stepsound/detect/models/stepnet.npz).
 
 Training data: domain-randomized scenes from bench_world's own scene builder
 (:func:`bench_world.render`: events placed on a cadence profile over a bed, room
@@ -38,7 +38,8 @@ never imports torch), exported as plain arrays.
 Run from the repository root (one process, one thread)::
 
     PYTHONPATH=. .venv/bin/python bench/train_stepnet.py --scenes 320 --minutes 12
-    PYTHONPATH=. .venv/bin/python bench/train_stepnet.py --hand-input --scenes 400 --minutes 12 \
+    # version 2 (the shipped model, 2026-12-03; written as stepnet2.npz, then moved to stepnet.npz):
+    PYTHONPATH=. .venv/bin/python bench/train_stepnet.py --hand-input --scenes 480 --minutes 10 \
         --cache /tmp/stepnet2_cache.npz --out stepsound/detect/models/stepnet2.npz
 
 Needs PyTorch (CPU build is enough:

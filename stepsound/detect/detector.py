@@ -62,8 +62,8 @@ class DetectorConfig:
     model : str or None
         Detection function: None = the hand-made band ODF above; ``"stepnet"``
         = the learned step-onset model shipped in the package
-        (:mod:`stepsound.detect.stepnet`); ``"stepnet2"`` = its version 2, which also
-        reads the hand-made ODF of each hop; or the path of another model archive.  With
+        (:mod:`stepsound.detect.stepnet`; version 2, which also reads the hand-made
+        ODF of each hop), or the path of another model archive.  With
         a model the ODF of a hop is ``model_scale`` times the model's
         probability, and a step needs it above ``model_threshold`` (and above
         ``threshold_rel`` of the recent steps' typical peak); everything else

@@ -30,8 +30,9 @@ import numpy as np
 DEFAULT_CENTRES_HZ = tuple(float(f) for f in np.geomspace(60.0, 3400.0, 16))
 DEFAULT_Q = 3.0
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "stepnet.npz"
-#: Shipped models by name (``DetectorConfig.model``).
-MODELS = {"stepnet": MODEL_PATH, "stepnet2": MODEL_PATH.with_name("stepnet2.npz")}
+#: Shipped models by name (``DetectorConfig.model``).  Since version 2 the shipped
+#: ``stepnet`` also reads the hand-made ODF of each hop (``n_extra`` = 3).
+MODELS = {"stepnet": MODEL_PATH}
 
 
 def bandpass(freq_hz: float, q: float, sample_rate: float) -> np.ndarray:
@@ -90,7 +91,7 @@ def model_info(path: str | None = None) -> dict:
 
 
 def model_path(name: str) -> str:
-    """The archive of a shipped model's name (``"stepnet"``, ``"stepnet2"``), or ``name`` itself (a path)."""
+    """The archive of a shipped model's name (``"stepnet"``), or ``name`` itself (a path)."""
     return str(MODELS[name]) if name in MODELS else str(name)
 
 
