@@ -29,6 +29,12 @@ Two kinds of event are produced:
 * ``EVENT_STEP``: the same step with its features, once the feature window
   (``feature_window_s`` after the onset) has been seen.
 
+With a learned model (:meth:`StepDetector.set_model`) the model's probability
+times a scale is the ODF instead; a model of version 2 also reads the
+hand-made ODF of each hop, computed against noise floors that are never frozen
+by a detection (so that it does not depend on what the model itself detected;
+see :meth:`StepDetector.trace`).
+
 Because all state advances one sample at a time, the events do not depend on
 how the audio is cut into blocks.
 """
@@ -374,7 +380,10 @@ cdef class StepDetector:
             reset with the detector.
         scale : float
             The ODF of a hop is ``scale`` times the model's probability
-            (``threshold_abs`` and ``threshold_rel`` apply to it).
+            (``threshold_abs`` and ``threshold_rel`` apply to it).  A model
+            with extra inputs (``net.n_extra`` of 1 to 3) reads, per hop, the
+            first ``n_extra`` of the inputs :meth:`trace` records (functions of
+            the hand-made ODF), and is evaluated by this core hop by hop.
         hand_threshold : float
             Reference mode only: in a hop where our own output may sound, the
             model's output counts only if the hand-made ODF (which counts only
