@@ -728,7 +728,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tuning-only", action="store_true",
                     help="only the tuning steps x tuning beds scenes (for choosing parameters)")
     ap.add_argument("--model", default=None,
-                    help="detection function: 'none' (hand-made ODF), 'stepnet' (shipped model) or an .npz path "
+                    help="detection function: 'none' (hand-made ODF), 'stepnet' (shipped model) or an "
+                         ".npz path "
                          "(default: the DetectorConfig default)")
     ap.add_argument("--model-threshold", type=float, default=None, help="DetectorConfig.model_threshold")
     args = ap.parse_args(argv)

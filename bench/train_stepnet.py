@@ -7,7 +7,15 @@ reverb, mic EQ, AGC, level jump, clipping, MP3/Opus, 8-96 kHz, cadences
 60-240 with stops, limps and intervals) built from the *tuning* sources only:
 
 - step banks ``bbc`` and ``moodist`` (events cut from ../shared/data/footsteps);
-- beds ``street``, ``domestic`` and ``speech``;
+  version 2 (``--hand-input``) adds ``--augment`` variants of each event:
+  resampled by 0.88-1.12 (pitch and duration together; the onset kept at
+  its place), a random low/high shelf (+-8 dB), so the banks hold
+  (1 + augment) times as many events;
+- beds ``street``, ``domestic`` and ``speech``; version 2 adds three bed
+  families generated here from scratch (:func:`generated_bed`): steady
+  coloured noise, motor hum with harmonics plus broadband hiss, and periodic
+  thumps at non-step rates (0.2-0.7 Hz or 6-15 Hz) over noise.  These are
+  *not* bench_world's held-out ``treadmill``/``ticking`` bed models;
 - event SNR drawn uniformly from -6 to +15 dB; seeds in their own namespace
   (``stable_seed("stepnet-train", i)``), so no scene equals a benchmark scene.
 
@@ -17,8 +25,10 @@ time from ../shared/data; only the trained weights are written to the
 repository.
 
 Features are computed by the Cython front end itself
-(:meth:`stepsound.detect._stepnet.StepNet.features`), so training and inference see
-the same numbers.  Labels per hop: 1 for hops starting 0-24 ms after a true
+(:meth:`stepsound.detect._stepnet.StepNet.features`), and with ``--hand-input``
+the three extra inputs (functions of the hand-made ODF) by the detector core
+itself (:meth:`stepsound.detect._core.StepDetector.trace`), so training and
+inference see the same numbers.  Labels per hop: 1 for hops starting 0-24 ms after a true
 onset, ignored from -10 to 0 ms and from 24 to 90 ms after it (the step's own
 decay: the detector's refractory interval covers it), 0 elsewhere.
 
@@ -28,6 +38,12 @@ never imports torch), exported as plain arrays.
 Run from the repository root (one process, one thread)::
 
     PYTHONPATH=. .venv/bin/python bench/train_stepnet.py --scenes 320 --minutes 12
+    # version 2 (the shipped model, 2026-12-03; written as stepnet2.npz, then moved to stepnet.npz):
+    PYTHONPATH=. .venv/bin/python bench/train_stepnet.py --hand-input --scenes 480 --minutes 10 \
+        --cache /tmp/stepnet2_cache.npz --out stepsound/detect/models/stepnet2.npz
+
+Needs PyTorch (CPU build is enough:
+``pip install torch --index-url https://download.pytorch.org/whl/cpu``).
 """
 from __future__ import annotations
 
@@ -53,6 +69,8 @@ from stepsound.detect.stepnet import DEFAULT_CENTRES_HZ, DEFAULT_Q, MODEL_PATH, 
 
 TRAIN_STEPS = bw.TUNING_STEPS
 TRAIN_BEDS = bw.TUNING_BEDS
+GEN_BEDS = ("gen_colour", "gen_motor", "gen_thump")
+N_EXTRA = 3      # extra inputs of version 2 (columns 0-2 of StepDetector.trace)
 POS_S = (0.0, 0.024)
 IGNORE_S = ((-0.010, 0.0), (0.024, 0.090))
 FLOOR_UP, FLOOR_DOWN = 2.0, 8.0
@@ -77,27 +95,178 @@ def labels(n_hops: int, hop: int, rate: int, truth_s: np.ndarray) -> tuple[np.nd
     return y, m
 
 
-def make_scene(i: int, data: Path, banks: dict, duration_s: float):
+# --------------------------------------------------------------------------- version 2 data
+
+def generated_bed(family: str, n: int, rate: int, rng) -> np.ndarray:
+    """A bed generated from scratch (unit RMS): not a bench_world source.
+
+    Parameters
+    ----------
+    family : str
+        ``gen_colour``: steady noise with a spectral slope of -6..+3 dB/octave
+        (white to brown-ish), slowly level-modulated (+-2 dB);
+        ``gen_motor``: a hum (fundamental 30-200 Hz, 2-12 harmonics of random
+        amplitude, slight frequency wobble) plus band-limited hiss (lower edge
+        300-3000 Hz) of random weight;
+        ``gen_thump``: thumps at a non-step rate (0.2-0.7 Hz or 6-15 Hz;
+        decaying 40-200 Hz sines, or short noise clicks) over coloured noise.
+    n : int [samples]
+    rate : int [Hz]
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), float64]
+    """
+    from scipy.signal import butter, sosfilt
+
+    t = np.arange(n) / rate
+
+    def coloured(slope_db_oct: float) -> np.ndarray:
+        spec = np.fft.rfft(rng.standard_normal(n))
+        f = np.fft.rfftfreq(n, 1.0 / rate)
+        f[0] = f[1]
+        spec *= (f / 1000.0) ** (slope_db_oct / (20 * np.log10(2)))
+        z = np.fft.irfft(spec, n)
+        return z / (np.std(z) + 1e-12)
+
+    if family == "gen_colour":
+        y = coloured(rng.uniform(-6.0, 3.0))
+        y *= 10 ** (2.0 * np.sin(2 * np.pi * rng.uniform(0.02, 0.2) * t + rng.uniform(0, 6.3)) / 20)
+    elif family == "gen_motor":
+        f0 = rng.uniform(30.0, 200.0)
+        phase = 2 * np.pi * f0 * np.cumsum(1 + 0.005 * np.sin(2 * np.pi * rng.uniform(0.1, 1.0) * t)) / rate
+        hum = sum(rng.uniform(0.1, 1.0) * np.sin(k * phase + rng.uniform(0, 6.3))
+                  for k in range(1, int(rng.integers(2, 13)) + 1) if k * f0 < 0.45 * rate)
+        lo = min(rng.uniform(300.0, 3000.0), 0.3 * rate)
+        hiss = sosfilt(butter(2, [lo, 0.45 * rate], "bandpass", fs=rate, output="sos"), rng.standard_normal(n))
+        w = rng.uniform(0.2, 3.0)
+        y = hum / (np.std(hum) + 1e-12) + w * hiss / (np.std(hiss) + 1e-12)
+    elif family == "gen_thump":
+        per_s = rng.uniform(0.2, 0.7) if rng.random() < 0.5 else rng.uniform(6.0, 15.0)
+        m = int(0.08 * rate)
+        tt = np.arange(m) / rate
+        if rng.random() < 0.5:
+            shape = np.sin(2 * np.pi * rng.uniform(40, 200) * tt) * np.exp(-tt / rng.uniform(0.005, 0.03))
+        else:
+            shape = rng.standard_normal(m) * np.exp(-tt / rng.uniform(0.001, 0.006))
+        th = np.zeros(n)
+        for start in np.arange(rng.uniform(0, 1 / per_s), n / rate, 1 / per_s):
+            a = int((start + rng.normal(0, 0.003)) * rate)
+            if 0 <= a < n:
+                th[a:a + m] += shape[:min(m, n - a)] * rng.uniform(0.6, 1.0)
+        y = th / (np.std(th) + 1e-12) + rng.uniform(0.1, 1.0) * coloured(rng.uniform(-6.0, 0.0))
+    else:
+        raise ValueError(family)
+    y = y - np.mean(y)
+    return y / (np.sqrt(np.mean(y * y)) + 1e-12)
+
+
+def augment_bank(bank: list, n_aug: int, rng) -> list:
+    """The events of a bank plus ``n_aug`` variants of each (resampled, shelved), onset kept at PRE_S.
+
+    Parameters
+    ----------
+    bank : list of (event, rate)
+        Events as :func:`bench_world.load_banks` gives them (unit power over
+        the 50 ms after the onset, which is ``PRE_S`` into the event).
+    n_aug : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    bank : list of (event, rate)
+    """
+    from scipy.signal import butter, sosfilt
+
+    out = list(bank)
+    for ev, rate in bank:
+        pre = int(round(bw.PRE_S * rate))
+        unit = int(round(bw.UNIT_WIN_S * rate))
+        for _ in range(n_aug):
+            f = rng.uniform(0.88, 1.12)          # played f times slower: pitch / f, duration * f
+            e = bw.resample(ev, rate, int(round(rate * f)))   # at the original rate
+            new_pre = int(round(pre * f))
+            e = e[new_pre - pre:] if new_pre >= pre else np.concatenate([np.zeros(pre - new_pre), e])
+            fc = rng.uniform(150.0, min(3000.0, 0.4 * rate))
+            kind = "lowpass" if rng.random() < 0.5 else "highpass"
+            g = 10 ** (rng.uniform(-8.0, 8.0) / 20) - 1.0
+            e = e + g * sosfilt(butter(1, fc, kind, fs=rate, output="sos"), e)
+            p = np.mean(e[pre:pre + unit] ** 2)
+            out.append((e / np.sqrt(p + 1e-20), rate))
+    return out
+
+
+def hand_inputs(y: np.ndarray, rate: int) -> np.ndarray:
+    """The extra inputs of version 2 per hop, from the detector core itself.
+
+    Returns
+    -------
+    x : np.ndarray [shape=(hops, 3), float64]
+        ``log1p(hand)``, ``hand / (peak + 6)``, ``log1p(peak)`` (see
+        :meth:`stepsound.detect._core.StepDetector.trace`).
+    """
+    from stepsound.detect.detector import Detector
+
+    det = Detector(rate)
+    assert det.hop_length == hop_of(rate)
+    return det._core.trace(np.ascontiguousarray(y, np.float32))[:, :N_EXTRA]
+
+
+def scene_spec(i: int, duration_s: float, beds: tuple) -> "bw.Scene":
     rng = np.random.default_rng(stable_seed("stepnet-train", i) % 2**32)
     sf = TRAIN_STEPS[int(rng.integers(len(TRAIN_STEPS)))]
-    bf = TRAIN_BEDS[int(rng.integers(len(TRAIN_BEDS)))]
+    bf = beds[int(rng.integers(len(beds)))]
     snr = float(rng.uniform(-6.0, 15.0))
-    spec = bw.Scene(i, sf, bf, snr, int(rng.integers(1_000_000)), duration_s, heavy=bool(rng.random() < 0.5))
-    y, rate, truth, gains, stop = bw.render(spec, data, banks)
+    return bw.Scene(i, sf, bf, snr, int(rng.integers(1_000_000)), duration_s, heavy=bool(rng.random() < 0.5))
+
+
+def render_scene(spec, data: Path, banks: dict):
+    """bench_world.render, with the generated bed families added."""
+    orig = bw.bed_audio
+
+    def bed_audio(data_, family, n, rate, rng):
+        if family in GEN_BEDS:
+            return generated_bed(family, n, rate, rng), family
+        return orig(data_, family, n, rate, rng)
+
+    bw.bed_audio = bed_audio
+    try:
+        return bw.render(spec, data, banks)
+    finally:
+        bw.bed_audio = orig
+
+
+def make_scene(i: int, data: Path, banks: dict, duration_s: float, v2: bool = False):
+    spec = scene_spec(i, duration_s, TRAIN_BEDS + GEN_BEDS if v2 else TRAIN_BEDS)
+    y, rate, truth, gains, stop = render_scene(spec, data, banks)
     hop = hop_of(rate)
     fe = feature_extractor(rate, hop, DEFAULT_CENTRES_HZ, DEFAULT_Q, FLOOR_UP, FLOOR_DOWN)
     f = fe.features(np.ascontiguousarray(y, np.float32))
+    if v2:
+        x = hand_inputs(y, rate)
+        assert len(x) == len(f)
+        f = np.hstack([f, x.astype(np.float32)])
     t, m = labels(len(f), hop, rate, truth)
     return f, t, m, spec
 
 
-def build_cache(path: Path, n: int, data: Path, duration_s: float):
+def train_banks(data: Path, v2: bool, n_aug: int) -> dict:
     banks = bw.load_banks(data)
     banks = {k: v for k, v in banks.items() if k in TRAIN_STEPS}   # held-out banks never used
+    if v2 and n_aug > 0:
+        rng = np.random.default_rng(stable_seed("stepnet-augment") % 2**32)
+        banks = {k: augment_bank(v, n_aug, rng) for k, v in banks.items()}
+    return banks
+
+
+def build_cache(path: Path, n: int, data: Path, duration_s: float, v2: bool = False, n_aug: int = 0):
+    banks = train_banks(data, v2, n_aug)
+    print("events per bank: " + ", ".join(f"{k} {len(v)}" for k, v in banks.items()), flush=True)
     feats, ys, ms, info = [], [], [], []
     t0 = time.perf_counter()
     for i in range(n):
-        f, t, m, spec = make_scene(i, data, banks, duration_s)
+        f, t, m, spec = make_scene(i, data, banks, duration_s, v2)
         feats.append(f)
         ys.append(t)
         ms.append(m)
@@ -151,7 +320,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(MODEL_PATH))
     ap.add_argument("--data", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hand-input", action="store_true",
+                    help="version 2: the hand-made ODF as extra inputs, generated beds, augmented events")
+    ap.add_argument("--augment", type=int, default=3, help="variants per event (version 2)")
     args = ap.parse_args(argv)
+    v2 = args.hand_input
     data = bw.find_data(args.data)
     if data is None:
         print("train_stepnet: shared data folder not found")
@@ -159,8 +332,8 @@ def main(argv=None) -> int:
     cache = Path(args.cache)
     if args.rebuild or not cache.exists():
         print(f"building {args.scenes} training scenes ({args.duration:g} s) from tuning sources "
-              f"{TRAIN_STEPS} x {TRAIN_BEDS}")
-        build_cache(cache, args.scenes, data, args.duration)
+              f"{TRAIN_STEPS} x {TRAIN_BEDS + (GEN_BEDS if v2 else ())}")
+        build_cache(cache, args.scenes, data, args.duration, v2, args.augment)
     z = np.load(cache)
     feats, ys, ms, lens = z["feats"], z["ys"], z["ms"], z["lens"]
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
@@ -245,13 +418,16 @@ def main(argv=None) -> int:
     # export
     out = {"centres_hz": np.array(DEFAULT_CENTRES_HZ), "q": np.array(DEFAULT_Q), "in_mean": mean,
            "in_scale": scale, "n_layers": np.array(len(net.convs)), "floor_up_db_s": np.array(FLOOR_UP),
-           "floor_down_db_s": np.array(FLOOR_DOWN)}
+           "floor_down_db_s": np.array(FLOOR_DOWN), "n_extra": np.array(N_EXTRA if v2 else 0)}
     for i, conv in enumerate(net.convs):
         out[f"w{i}"] = conv.weight.detach().double().numpy()
         out[f"b{i}"] = conv.bias.detach().double().numpy()
         out[f"d{i}"] = np.array(conv.dilation[0])
     info = {"trained_on": {"step_banks": list(TRAIN_STEPS), "beds": list(TRAIN_BEDS),
+                           "generated_beds": list(GEN_BEDS) if v2 else [],
+                           "augmented_variants_per_event": int(args.augment) if v2 else 0,
                            "snr_db": [-6, 15], "scenes": int(n_sc), "scene_s": float(args.duration)},
+            "extra_inputs": ["log1p(hand_odf)", "hand_odf / (peak + 6)", "log1p(peak)"] if v2 else [],
             "held_out_never_read": {"step_banks": ["mii", "synth"],
                                     "beds": ["machine", "music", "treadmill", "ticking"]},
             "labels": {"positive_s": list(POS_S), "ignored_s": [list(r) for r in IGNORE_S]},
@@ -272,16 +448,19 @@ def main(argv=None) -> int:
         ref = torch.sigmoid(net(X[a:a + n].T[None]))[0].numpy()
     spec_rate = json.loads(str(z["info"]))[i][3]
     # re-render that scene and run the Cython model on its audio
-    banks = {k: v for k, v in bw.load_banks(data).items() if k in TRAIN_STEPS}
-    rng = np.random.default_rng(stable_seed("stepnet-train", i) % 2**32)
-    sf = TRAIN_STEPS[int(rng.integers(len(TRAIN_STEPS)))]
-    bf = TRAIN_BEDS[int(rng.integers(len(TRAIN_BEDS)))]
-    snr = float(rng.uniform(-6.0, 15.0))
-    spec = bw.Scene(i, sf, bf, snr, int(rng.integers(1_000_000)), args.duration, heavy=bool(rng.random() < 0.5))
-    y, rate, *_ = bw.render(spec, data, banks)
+    banks = train_banks(data, v2, args.augment)
+    spec = scene_spec(i, args.duration, TRAIN_BEDS + GEN_BEDS if v2 else TRAIN_BEDS)
+    y, rate, *_ = render_scene(spec, data, banks)
     assert rate == spec_rate
     sn = make_stepnet(rate, hop_of(rate), len(y) + 16, args.out)
-    p = sn.process(np.ascontiguousarray(y, np.float32))
+    if v2:
+        # the whole path: the detector core computes the extra inputs and evaluates the model
+        from stepsound.detect.detector import Detector, DetectorConfig
+
+        det = Detector(rate, DetectorConfig(model=args.out))
+        p = det._core.trace(np.ascontiguousarray(y, np.float32))[:, 3] / det.config.model_scale
+    else:
+        p = sn.process(np.ascontiguousarray(y, np.float32))
     print(f"Cython vs torch on a validation scene: max |dp| = {np.max(np.abs(p[:len(ref)] - ref)):.2e}")
     return 0
 

@@ -29,10 +29,16 @@ Two kinds of event are produced:
 * ``EVENT_STEP``: the same step with its features, once the feature window
   (``feature_window_s`` after the onset) has been seen.
 
+With a learned model (:meth:`StepDetector.set_model`) the model's probability
+times a scale is the ODF instead; a model of version 2 also reads the
+hand-made ODF of each hop, computed against noise floors that are never frozen
+by a detection (so that it does not depend on what the model itself detected;
+see :meth:`StepDetector.trace`).
+
 Because all state advances one sample at a time, the events do not depend on
 how the audio is cut into blocks.
 """
-from libc.math cimport log10, sqrt, fabs, isfinite, HUGE_VAL, NAN, pow
+from libc.math cimport log10, log1p, sqrt, fabs, isfinite, HUGE_VAL, NAN, pow
 cimport cython
 import numpy as np
 cimport numpy as cnp
@@ -250,6 +256,12 @@ cdef class StepDetector:
     cdef StepNet net
     cdef bint has_net
     cdef double net_scale, hand_thr
+    # the hand-made ODF as the model's extra inputs (model-independent: own noise floors, never frozen)
+    cdef double in_floor_db[NB]
+    cdef double in_peak
+    cdef double net_in[4]
+    cdef double[:, ::1] trace_v
+    cdef long long trace_n, trace_cap
 
     def __init__(self, int sample_rate, int hop_length, sos, band_weights, *,
                  double min_interval_s=0.2, double refractory_fraction=0.5,
@@ -368,7 +380,10 @@ cdef class StepDetector:
             reset with the detector.
         scale : float
             The ODF of a hop is ``scale`` times the model's probability
-            (``threshold_abs`` and ``threshold_rel`` apply to it).
+            (``threshold_abs`` and ``threshold_rel`` apply to it).  A model
+            with extra inputs (``net.n_extra`` of 1 to 3) reads, per hop, the
+            first ``n_extra`` of the inputs :meth:`trace` records (functions of
+            the hand-made ODF), and is evaluated by this core hop by hop.
         hand_threshold : float
             Reference mode only: in a hop where our own output may sound, the
             model's output counts only if the hand-made ODF (which counts only
@@ -381,6 +396,8 @@ cdef class StepDetector:
             return
         if net.sample_rate != self.sample_rate or net.hop_length != self.hop_length:
             raise ValueError("the model's sample rate and hop must be the detector's")
+        if net.n_extra > 3:
+            raise ValueError("the core supplies at most 3 extra inputs (see trace)")
         if <long long> net.out_ring * self.hop_length < self.max_block + 4 * self.hop_length:
             raise ValueError("the model's output ring is shorter than max_block")
         self.net = net
@@ -448,6 +465,52 @@ cdef class StepDetector:
         self.n_events = 0
         self.nonfinite_count = 0
         self.last_odf = 0.0
+        for i in range(NB):
+            self.in_floor_db[i] = HUGE_VAL
+        self.in_peak = 0.0
+        for i in range(4):
+            self.net_in[i] = 0.0
+        self.trace_cap = 0
+        self.trace_n = 0
+
+    def trace(self, const float[::1] x):
+        """Process a signal and record, per hop, the model's extra inputs and the ODF (training, tests; allocates).
+
+        Runs :meth:`process` over ``x`` in blocks of ``max_block`` (events
+        are produced and dropped) from the current state, and returns one row
+        per hop completed.
+
+        Parameters
+        ----------
+        x : np.ndarray [shape=(n,), float32]
+
+        Returns
+        -------
+        rows : np.ndarray [shape=(hops, 4), float64]
+            Columns: ``log1p(hand)``, ``hand / (peak + 6)``, ``log1p(peak)``
+            -- the extra inputs a model with ``n_extra`` > 0 reads, in order,
+            where ``hand`` is the hand-made ODF measured against noise floors
+            that are never frozen (ODF units, independent of the detections)
+            and ``peak`` its peak hold (halving every 2 s) -- and the ODF the
+            detector thresholded (ODF units).
+        """
+        cdef Py_ssize_t n = x.shape[0], a = 0, m
+        hops = (self.sample_index + n) // self.hop_length - self.hop_index
+        out = np.zeros((max(0, hops), 4), dtype=np.float64)
+        self.trace_v = out
+        self.trace_n = 0
+        self.trace_cap = out.shape[0]
+        try:
+            while a < n:
+                m = min(n - a, self.max_block)
+                self.n_events = 0
+                with nogil:
+                    self._run(&x[a], NULL, m)
+                a += m
+        finally:
+            self.trace_cap = 0
+            self.trace_v = None
+        return out
 
     def process(self, const float[::1] x):
         """Consume a block of samples; return the number of event rows written.
@@ -655,11 +718,12 @@ cdef class StepDetector:
         """Per-hop update: levels, noise floors, ODF, peak picking, features."""
         cdef int b, k, j
         cdef double e[NB]
-        cdef double p, excess, lowest, rise, contrib, odf, thr, up, down, fast, ref, above
+        cdef double p, excess, lowest, rise, contrib, odf, thr, up, down, fast, ref, above, hand, c2
         cdef double inv = 1.0 / self.hop_length
         cdef long long h = self.hop_index
         cdef int refractory
         odf = 0.0
+        hand = 0.0
         for b in range(NB):
             self.hist[b][self.hist_pos] = self.acc[b] * inv
         # digital silence (a stream's first buffers, a dropout, a gated input)
@@ -698,13 +762,31 @@ cdef class StepDetector:
                 self.floor_db[b] = e[b]
             excess = e[b] - self.floor_db[b] - self.margin_db   # -inf before any sound
             contrib = excess if excess < rise else rise
+            # the same against floors that are never frozen (the model's input: it must not depend on
+            # the detections the model itself drives)
+            if self.in_floor_db[b] == HUGE_VAL and self.first_signal_hop >= 0:
+                self.in_floor_db[b] = e[b]
+            c2 = e[b] - self.in_floor_db[b] - self.margin_db
+            if rise < c2:
+                c2 = rise
             if self.use_ref and self.leak_hist[b][self.hist_pos] > 0.0:
                 # our own output is sounding: count only what stands above it
                 above = e[b] - _db(self.leak_hist[b][self.hist_pos]) - self.margin_db
                 if above < contrib:
                     contrib = above
+                if above < c2:
+                    c2 = above
             if contrib > 0.0:
                 odf += self.weights[b] * contrib
+            if c2 > 0.0:
+                hand += self.weights[b] * c2
+            if self.in_floor_db[b] != HUGE_VAL:
+                if e[b] > self.in_floor_db[b]:
+                    self.in_floor_db[b] += up
+                else:
+                    self.in_floor_db[b] -= down
+                    if self.in_floor_db[b] < e[b]:
+                        self.in_floor_db[b] = e[b]
             # noise floor quantile tracker (not updated while a step sounds)
             if self.floor_db[b] != HUGE_VAL and (self.collecting == 0 or h >= self.cur_onset_hop + self.feature_hops):
                 if e[b] > self.floor_db[b]:
@@ -713,9 +795,18 @@ cdef class StepDetector:
                     self.floor_db[b] -= down
                     if self.floor_db[b] < e[b]:
                         self.floor_db[b] = e[b]
+        self.in_peak *= self.forget_level
+        if hand > self.in_peak:
+            self.in_peak = hand
+        self.net_in[0] = log1p(hand)
+        self.net_in[1] = hand / (self.in_peak + 6.0)
+        self.net_in[2] = log1p(self.in_peak)
         if self.has_net:
             contrib = odf       # the hand-made ODF
-            odf = self.net_scale * self.net.prob_at(h)
+            if self.net.n_extra > 0:
+                odf = self.net_scale * self.net.eval_hop(h, &self.net_in[0])
+            else:
+                odf = self.net_scale * self.net.prob_at(h)
             if self.use_ref and contrib <= self.hand_thr:
                 for b in range(NB):
                     if self.leak_hist[b][self.hist_pos] > 0.0:
@@ -723,6 +814,11 @@ cdef class StepDetector:
                         break
         self.hist_pos = (self.hist_pos + 1) % MAXRISE
         self.last_odf = odf
+        if self.trace_n < self.trace_cap:
+            for k in range(3):
+                self.trace_v[self.trace_n, k] = self.net_in[k]
+            self.trace_v[self.trace_n, 3] = odf
+            self.trace_n += 1
 
         # feature collection for the current step
         if self.collecting:

@@ -6,10 +6,11 @@ cdef enum:
     SN_MAXLAYERS = 8     # convolution layers, at most
     SN_MAXCH = 64        # channels per layer, at most
     SN_HIST = 64         # hops of per-layer input history (power of 2; > (k - 1) * dilation)
+    SN_MAXEXTRA = 4      # extra inputs per hop supplied by the core (hand-made ODF), at most
 
 
 cdef class StepNet:
-    cdef readonly int sample_rate, hop_length, n_bands, n_features, n_layers, out_ring
+    cdef readonly int sample_rate, hop_length, n_bands, n_features, n_extra, n_inputs, n_layers, out_ring
     cdef readonly long long sample_index, hop_index
     cdef int hop_pos
     # front end
@@ -23,8 +24,12 @@ cdef class StepNet:
     cdef int warm_hops
     cdef double silence_power
     cdef double feat[2 * SN_MAXBANDS]
-    cdef double in_mean[2 * SN_MAXBANDS]
-    cdef double in_scale[2 * SN_MAXBANDS]
+    cdef double in_mean[2 * SN_MAXBANDS + SN_MAXEXTRA]
+    cdef double in_scale[2 * SN_MAXBANDS + SN_MAXEXTRA]
+    # raw feature frames per hop, ring indexed by hop index (models with extra inputs: the
+    # model is evaluated later, by the core, once it has the extra inputs of that hop)
+    cdef double[:, ::1] fring
+    cdef readonly long long model_hop
     # layers: causal dilated convolutions, ReLU between, sigmoid after the last
     cdef int l_in[SN_MAXLAYERS]
     cdef int l_out[SN_MAXLAYERS]
@@ -45,3 +50,5 @@ cdef class StepNet:
     cdef void run(self, const float* x, Py_ssize_t n) noexcept nogil
     cdef void _end_hop(self) noexcept nogil
     cdef double prob_at(self, long long hop) noexcept nogil
+    cdef void _forward(self, long long h) noexcept nogil
+    cdef double eval_hop(self, long long h, const double* extra) noexcept nogil

@@ -26,6 +26,15 @@ in per-layer history rings, so each hop costs one output frame per layer.
 The output, the probability that a footfall began within the last few hops,
 is stored per hop in a ring (:meth:`prob_at`).
 
+Extra inputs (models of version 2, ``n_extra`` > 0): the first layer also
+reads ``n_extra`` numbers per hop that the detector core supplies -- functions
+of its hand-made onset detection function (see
+:meth:`stepsound.detect._core.StepDetector.trace`) -- appended to the
+``2 * n_bands`` features and standardised with them.  Then :meth:`run` only
+computes the feature frames (kept in a ring indexed by hop), and the core
+evaluates the model hop by hop (:meth:`eval_hop`) once it has that hop's extra
+inputs.
+
 Everything advances one sample (filters) or one hop (features, model) at a
 time with state of fixed size, so the output does not depend on how the audio
 is cut into blocks; :meth:`run` allocates nothing and needs no GIL.
@@ -51,11 +60,11 @@ cdef class StepNet:
         Hop of the features and of the model (the core's hop, about 2 ms).
     sos : np.ndarray [shape=(n_bands, 6), float64]
         Band-pass biquads (b0, b1, b2, 1, a1, a2), ``n_bands`` <= 32.
-    in_mean, in_scale : np.ndarray [shape=(2 * n_bands,), float64]
-        Standardisation of the features: ``(f - in_mean) / in_scale``.
+    in_mean, in_scale : np.ndarray [shape=(2 * n_bands + n_extra,), float64]
+        Standardisation of the inputs: ``(f - in_mean) / in_scale``.
     layers : sequence of (weight, bias, dilation)
         ``weight`` of shape (out, in, k) [float64], ``bias`` of shape (out,).
-        The first layer's ``in`` is ``2 * n_bands``, each next layer's ``in``
+        The first layer's ``in`` is ``2 * n_bands + n_extra``, each next layer's ``in``
         the previous ``out``; the last layer has one output (a logit).
         At most 8 layers, 64 channels, ``(k - 1) * dilation < 64``.
     floor_up_db_s, floor_down_db_s : float [dB/s]
@@ -63,10 +72,14 @@ cdef class StepNet:
     max_block : int [samples]
         Longest block :meth:`process` (or the core) feeds at once; sizes the
         output ring.
+    n_extra : int
+        Extra inputs per hop supplied by the core (0 to 4; 0: the model sees
+        the band features only and runs by itself).
     """
 
     def __init__(self, int sample_rate, int hop_length, sos, in_mean, in_scale, layers, *,
-                 double floor_up_db_s=2.0, double floor_down_db_s=8.0, int max_block=1 << 16):
+                 double floor_up_db_s=2.0, double floor_down_db_s=8.0, int max_block=1 << 16,
+                 int n_extra=0):
         cdef int i, j, l, nb, nin, total
         if not (8000 <= sample_rate <= 192000):
             raise ValueError(f"sample_rate={sample_rate} must be between 8000 and 192000 Hz")
@@ -76,10 +89,13 @@ cdef class StepNet:
         if s.ndim != 2 or s.shape[1] != 6 or not (1 <= s.shape[0] <= SN_MAXBANDS) or not np.all(np.isfinite(s)):
             raise ValueError("sos must be a finite (n_bands, 6) array, 1 <= n_bands <= 32")
         nb = s.shape[0]
+        if not (0 <= n_extra <= SN_MAXEXTRA):
+            raise ValueError(f"n_extra={n_extra} must be between 0 and {SN_MAXEXTRA}")
         m = np.ascontiguousarray(in_mean, dtype=np.float64)
         sc = np.ascontiguousarray(in_scale, dtype=np.float64)
-        if m.shape != (2 * nb,) or sc.shape != (2 * nb,) or not np.all(np.isfinite(m)) or not np.all(sc > 0):
-            raise ValueError("in_mean and in_scale must be (2 * n_bands,) finite arrays, in_scale > 0")
+        if (m.shape != (2 * nb + n_extra,) or sc.shape != (2 * nb + n_extra,) or not np.all(np.isfinite(m))
+                or not np.all(sc > 0)):
+            raise ValueError("in_mean and in_scale must be (2 * n_bands + n_extra,) finite arrays, in_scale > 0")
         layers = list(layers)
         if not (1 <= len(layers) <= SN_MAXLAYERS):
             raise ValueError("between 1 and 8 layers")
@@ -87,16 +103,18 @@ cdef class StepNet:
         self.hop_length = hop_length
         self.n_bands = nb
         self.n_features = 2 * nb
+        self.n_extra = n_extra
+        self.n_inputs = 2 * nb + n_extra
         self.n_layers = len(layers)
         for i in range(nb):
             for j in range(6):
                 self.sos[i][j] = s[i, j]
-        for i in range(2 * nb):
+        for i in range(2 * nb + n_extra):
             self.in_mean[i] = m[i]
             self.in_scale[i] = sc[i]
         flat = []
         total = 0
-        nin = 2 * nb
+        nin = 2 * nb + n_extra
         for l, (w, b, d) in enumerate(layers):
             w = np.ascontiguousarray(w, dtype=np.float64)
             b = np.ascontiguousarray(b, dtype=np.float64)
@@ -131,6 +149,7 @@ cdef class StepNet:
         self.out = np.zeros(ring, dtype=np.float64)
         self.out_mask = ring - 1
         self.out_ring = ring
+        self.fring = np.zeros((ring, 2 * nb), dtype=np.float64)
         self.reset()
 
     def reset(self):
@@ -143,6 +162,8 @@ cdef class StepNet:
             self.floor_db[i] = 0.0
         self.hist[:, :, :] = 0.0
         self.out[:] = 0.0
+        self.fring[:, :] = 0.0
+        self.model_hop = 0
         self.hist_pos = 0
         self.hop_pos = 0
         self.sample_index = 0
@@ -209,9 +230,42 @@ cdef class StepNet:
         for b in range(nb):
             a = self.feat[nb + b] - emax
             self.feat[nb + b] = -60.0 if a < -60.0 else a
+        self.hop_index = h + 1
+        if self.n_extra > 0:
+            # the core evaluates the model (eval_hop) once it has this hop's extra inputs
+            for i in range(2 * nb):
+                self.fring[h & self.out_mask, i] = self.feat[i]
+            return
         # layer inputs of this hop: the standardised features
         for i in range(2 * nb):
             self.hist[0, self.hist_pos, i] = (self.feat[i] - self.in_mean[i]) / self.in_scale[i]
+        self._forward(h)
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef double eval_hop(self, long long h, const double* extra) noexcept nogil:
+        """Evaluate the model for hop ``h`` (models with extra inputs).
+
+        Called by the core once per hop, in order, after :meth:`run` has
+        completed hop ``h`` (its feature frame is in the ring); ``extra``
+        holds the hop's ``n_extra`` raw extra inputs.  Returns the probability.
+        """
+        cdef int i, nf = self.n_features
+        cdef long long r = h & self.out_mask
+        for i in range(nf):
+            self.hist[0, self.hist_pos, i] = (self.fring[r, i] - self.in_mean[i]) / self.in_scale[i]
+        for i in range(self.n_extra):
+            self.hist[0, self.hist_pos, nf + i] = (extra[i] - self.in_mean[nf + i]) / self.in_scale[nf + i]
+        self._forward(h)
+        return self.last_prob
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef void _forward(self, long long h) noexcept nogil:
+        """One output frame of every layer from the newest input frame (hist[0] at hist_pos)."""
+        cdef int l, k, j, c, i, nin, nout, row
+        cdef double a, z
+        cdef double* w
         for l in range(self.n_layers):
             nin = self.l_in[l]
             nout = self.l_out[l]
@@ -237,7 +291,7 @@ cdef class StepNet:
         self.last_prob = 1.0 / (1.0 + exp(-z))
         self.out[h & self.out_mask] = self.last_prob
         self.hist_pos = (self.hist_pos + 1) & (SN_HIST - 1)
-        self.hop_index = h + 1
+        self.model_hop = h + 1
 
     cdef double prob_at(self, long long hop) noexcept nogil:
         """Output of hop ``hop`` (valid for the last ``out_ring`` hops)."""
@@ -257,6 +311,8 @@ cdef class StepNet:
         """
         cdef long long h0 = self.hop_index
         cdef Py_ssize_t n = x.shape[0]
+        if self.n_extra > 0:
+            raise ValueError("a model with extra inputs runs inside the detector core (or use forward_frames)")
         with nogil:
             self.run(&x[0] if n > 0 else NULL, n)
         hops = np.arange(h0, self.hop_index)
@@ -294,4 +350,36 @@ cdef class StepNet:
                     o[k, b] = self.feat[b]
                 k += 1
             start = stop
+        return out
+
+    def forward_frames(self, frames):
+        """Run the model on given raw input frames (training checks and tests; allocates).
+
+        The model's own path (standardisation, layers, sigmoid) on frames given
+        from outside instead of the front end's; it advances the model's
+        history as :meth:`eval_hop` does.  Call on a fresh (or reset) model.
+
+        Parameters
+        ----------
+        frames : np.ndarray [shape=(hops, 2 * n_bands + n_extra), float64]
+            Raw features (dB, as :meth:`features` returns them) followed by
+            the extra inputs of each hop.
+
+        Returns
+        -------
+        prob : np.ndarray [shape=(hops,), float64]
+        """
+        f = np.ascontiguousarray(frames, dtype=np.float64)
+        if f.ndim != 2 or f.shape[1] != self.n_inputs:
+            raise ValueError(f"frames must have shape (hops, {self.n_inputs})")
+        cdef double[:, ::1] fv = f
+        cdef Py_ssize_t t, i
+        cdef long long h
+        out = np.zeros(f.shape[0], dtype=np.float64)
+        for t in range(f.shape[0]):
+            h = self.model_hop
+            for i in range(self.n_inputs):
+                self.hist[0, self.hist_pos, i] = (fv[t, i] - self.in_mean[i]) / self.in_scale[i]
+            self._forward(h)
+            out[t] = self.last_prob
         return out

@@ -62,7 +62,8 @@ class DetectorConfig:
     model : str or None
         Detection function: None = the hand-made band ODF above; ``"stepnet"``
         = the learned step-onset model shipped in the package
-        (:mod:`stepsound.detect.stepnet`), or the path of another model archive.  With
+        (:mod:`stepsound.detect.stepnet`; version 2, which also reads the hand-made
+        ODF of each hop), or the path of another model archive.  With
         a model the ODF of a hop is ``model_scale`` times the model's
         probability, and a step needs it above ``model_threshold`` (and above
         ``threshold_rel`` of the recent steps' typical peak); everything else
@@ -245,14 +246,14 @@ class Detector:
         self.hop_length = hop_length
         self._max_block = self._core.max_block
         if c.model is not None:
-            from stepsound.detect.stepnet import make_stepnet
+            from stepsound.detect.stepnet import make_stepnet, model_path
 
             try:
                 net = make_stepnet(self.sample_rate, hop_length, self._max_block,
-                                   None if c.model == "stepnet" else str(c.model))
+                                   model_path(c.model))
+                self._core.set_model(net, c.model_scale, c.threshold_abs)
             except (OSError, KeyError, ValueError) as exc:
                 raise ParameterError(f"model={c.model!r}: {exc}") from None
-            self._core.set_model(net, c.model_scale, c.threshold_abs)
 
     @property
     def latency_samples(self) -> int:

@@ -11,7 +11,10 @@ domain-randomized scenes built from the *tuning* sources of
 Archive keys: ``centres_hz`` (band centres), ``q`` (band-pass Q), ``in_mean``
 and ``in_scale`` (feature standardisation), ``n_layers``, and per layer ``i``
 ``w{i}`` (out, in, k), ``b{i}`` (out,), ``d{i}`` (dilation); ``floor_up_db_s``,
-``floor_down_db_s``; ``info`` (a JSON string: how it was trained).
+``floor_down_db_s``; ``n_extra`` (optional, default 0: extra inputs per hop that
+the detector core supplies, functions of its hand-made ODF -- version 2, see
+:meth:`stepsound.detect._core.StepDetector.trace`); ``info`` (a JSON string: how
+it was trained).
 """
 from __future__ import annotations
 
@@ -27,6 +30,9 @@ import numpy as np
 DEFAULT_CENTRES_HZ = tuple(float(f) for f in np.geomspace(60.0, 3400.0, 16))
 DEFAULT_Q = 3.0
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "stepnet.npz"
+#: Shipped models by name (``DetectorConfig.model``).  Since version 2 the shipped
+#: ``stepnet`` also reads the hand-made ODF of each hop (``n_extra`` = 3).
+MODELS = {"stepnet": MODEL_PATH}
 
 
 def bandpass(freq_hz: float, q: float, sample_rate: float) -> np.ndarray:
@@ -84,6 +90,11 @@ def model_info(path: str | None = None) -> dict:
     return json.loads(str(m["info"])) if "info" in m else {}
 
 
+def model_path(name: str) -> str:
+    """The archive of a shipped model's name (``"stepnet"``), or ``name`` itself (a path)."""
+    return str(MODELS[name]) if name in MODELS else str(name)
+
+
 def make_stepnet(sample_rate: int, hop_length: int, max_block: int, path: str | None = None):
     """A fresh :class:`stepsound.detect._stepnet.StepNet` with the model's weights.
 
@@ -103,7 +114,8 @@ def make_stepnet(sample_rate: int, hop_length: int, max_block: int, path: str | 
     layers = [(m[f"w{i}"], m[f"b{i}"], int(m[f"d{i}"])) for i in range(n)]
     return StepNet(sample_rate, hop_length, design_bands(sample_rate, m["centres_hz"], float(m["q"])),
                    m["in_mean"], m["in_scale"], layers, floor_up_db_s=float(m["floor_up_db_s"]),
-                   floor_down_db_s=float(m["floor_down_db_s"]), max_block=max_block)
+                   floor_down_db_s=float(m["floor_down_db_s"]), max_block=max_block,
+                   n_extra=int(m["n_extra"]) if "n_extra" in m else 0)
 
 
 def feature_extractor(sample_rate: int, hop_length: int, centres_hz=DEFAULT_CENTRES_HZ, q: float = DEFAULT_Q,
@@ -117,5 +129,5 @@ def feature_extractor(sample_rate: int, hop_length: int, centres_hz=DEFAULT_CENT
                    floor_down_db_s=floor_down_db_s)
 
 
-__all__ = ["DEFAULT_CENTRES_HZ", "DEFAULT_Q", "MODEL_PATH", "bandpass", "design_bands", "load_model", "model_info",
+__all__ = ["DEFAULT_CENTRES_HZ", "DEFAULT_Q", "MODEL_PATH", "MODELS", "model_path", "bandpass", "design_bands", "load_model", "model_info",
            "make_stepnet", "feature_extractor"]
