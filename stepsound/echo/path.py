@@ -319,7 +319,7 @@ class EchoPathTracker:
             return False
         c = int(starts[-1])
         absolute = self.heard - n + c
-        if absolute <= getattr(self, "_quick_last", -1):
+        if absolute <= self._quick_last:
             return False
         self._quick_last = absolute
         y = _convolve(self.played[max(0, c - pre):c + width], self.reference)
@@ -331,8 +331,8 @@ class EchoPathTracker:
             return False
         lo = c - pre + base + self.shift - span
         seg = self.mic[lo:lo + 2 * span + len(shape)]
-        corr = sp_fft.irfft(sp_fft.rfft(seg, nfft := 1 << (len(seg) + len(shape)).bit_length())
-                            * np.conj(sp_fft.rfft(shape, nfft)), nfft)[:2 * span + 1]
+        nfft = 1 << (len(seg) + len(shape)).bit_length()
+        corr = sp_fft.irfft(sp_fft.rfft(seg, nfft) * np.conj(sp_fft.rfft(shape, nfft)), nfft)[:2 * span + 1]
         energy = np.concatenate([[0.0], np.cumsum(seg.astype(np.float64) ** 2)])
         window = energy[len(shape):len(shape) + 2 * span + 1] - energy[:2 * span + 1]
         ncc = corr / np.sqrt(np.maximum(window, 1e-30) * e_shape)
@@ -344,8 +344,8 @@ class EchoPathTracker:
         # a click from before the move, or a path a sample or two off (the fine alignment's job)
         if not ncc[k] >= QUICK_FIT or abs(found - self.shift) <= FINE_SPAN:
             return False
-        shift, best, _ = self._best_aligned(found)
-        if abs(shift - found) == FINE_SPAN:
+        shift = self._best_aligned(found)[0]
+        if abs(shift - found) == FINE_SPAN:     # no minimum within the fine span: keep what the shape said
             shift = found
         self.canceller.load(self._delay0 + shift, *self._spectra)
         self.shift = shift
