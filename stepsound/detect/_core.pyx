@@ -259,6 +259,7 @@ cdef class StepDetector:
     # the hand-made ODF as the model's extra inputs (model-independent: own noise floors, never frozen)
     cdef double in_floor_db[NB]
     cdef double in_peak
+    cdef bint inputs_on     # computed only for a model that reads them, or while tracing (see trace)
     cdef double net_in[4]
     cdef double[:, ::1] trace_v
     cdef long long trace_n, trace_cap
@@ -468,6 +469,7 @@ cdef class StepDetector:
         for i in range(NB):
             self.in_floor_db[i] = HUGE_VAL
         self.in_peak = 0.0
+        self.inputs_on = self.has_net and self.net.n_extra > 0
         for i in range(4):
             self.net_in[i] = 0.0
         self.trace_cap = 0
@@ -478,7 +480,9 @@ cdef class StepDetector:
 
         Runs :meth:`process` over ``x`` in blocks of ``max_block`` (events
         are produced and dropped) from the current state, and returns one row
-        per hop completed.
+        per hop completed.  The extra inputs are computed per hop only where
+        they are read (a model with extra inputs, or a trace), so a detector
+        without such a model must be traced from its fresh state.
 
         Parameters
         ----------
@@ -495,6 +499,11 @@ cdef class StepDetector:
             detector thresholded (ODF units).
         """
         cdef Py_ssize_t n = x.shape[0], a = 0, m
+        if not self.inputs_on:
+            if self.sample_index > 0:
+                raise ValueError("trace a fresh detector (or one with a model of extra inputs): "
+                                 "the extra inputs were not computed for the audio before")
+            self.inputs_on = True
         hops = (self.sample_index + n) // self.hop_length - self.hop_index
         out = np.zeros((max(0, hops), 4), dtype=np.float64)
         self.trace_v = out
@@ -762,31 +771,33 @@ cdef class StepDetector:
                 self.floor_db[b] = e[b]
             excess = e[b] - self.floor_db[b] - self.margin_db   # -inf before any sound
             contrib = excess if excess < rise else rise
-            # the same against floors that are never frozen (the model's input: it must not depend on
-            # the detections the model itself drives)
-            if self.in_floor_db[b] == HUGE_VAL and self.first_signal_hop >= 0:
-                self.in_floor_db[b] = e[b]
-            c2 = e[b] - self.in_floor_db[b] - self.margin_db
-            if rise < c2:
-                c2 = rise
+            above = HUGE_VAL
             if self.use_ref and self.leak_hist[b][self.hist_pos] > 0.0:
                 # our own output is sounding: count only what stands above it
                 above = e[b] - _db(self.leak_hist[b][self.hist_pos]) - self.margin_db
                 if above < contrib:
                     contrib = above
-                if above < c2:
-                    c2 = above
             if contrib > 0.0:
                 odf += self.weights[b] * contrib
-            if c2 > 0.0:
-                hand += self.weights[b] * c2
-            if self.in_floor_db[b] != HUGE_VAL:
-                if e[b] > self.in_floor_db[b]:
-                    self.in_floor_db[b] += up
-                else:
-                    self.in_floor_db[b] -= down
-                    if self.in_floor_db[b] < e[b]:
-                        self.in_floor_db[b] = e[b]
+            if self.inputs_on:
+                # the same against floors that are never frozen (the model's input: it must not depend
+                # on the detections the model itself drives)
+                if self.in_floor_db[b] == HUGE_VAL and self.first_signal_hop >= 0:
+                    self.in_floor_db[b] = e[b]
+                c2 = e[b] - self.in_floor_db[b] - self.margin_db
+                if rise < c2:
+                    c2 = rise
+                if above < c2:
+                    c2 = above
+                if c2 > 0.0:
+                    hand += self.weights[b] * c2
+                if self.in_floor_db[b] != HUGE_VAL:
+                    if e[b] > self.in_floor_db[b]:
+                        self.in_floor_db[b] += up
+                    else:
+                        self.in_floor_db[b] -= down
+                        if self.in_floor_db[b] < e[b]:
+                            self.in_floor_db[b] = e[b]
             # noise floor quantile tracker (not updated while a step sounds)
             if self.floor_db[b] != HUGE_VAL and (self.collecting == 0 or h >= self.cur_onset_hop + self.feature_hops):
                 if e[b] > self.floor_db[b]:
@@ -795,12 +806,13 @@ cdef class StepDetector:
                     self.floor_db[b] -= down
                     if self.floor_db[b] < e[b]:
                         self.floor_db[b] = e[b]
-        self.in_peak *= self.forget_level
-        if hand > self.in_peak:
-            self.in_peak = hand
-        self.net_in[0] = log1p(hand)
-        self.net_in[1] = hand / (self.in_peak + 6.0)
-        self.net_in[2] = log1p(self.in_peak)
+        if self.inputs_on:
+            self.in_peak *= self.forget_level
+            if hand > self.in_peak:
+                self.in_peak = hand
+            self.net_in[0] = log1p(hand)
+            self.net_in[1] = hand / (self.in_peak + 6.0)
+            self.net_in[2] = log1p(self.in_peak)
         if self.has_net:
             contrib = odf       # the hand-made ODF
             if self.net.n_extra > 0:
