@@ -617,10 +617,13 @@ def test_no_click_counted_in_digital_silence_with_the_path_the_session_measured(
     uncancelled; the response's 8 ms before the arrival put a faint copy of each click ahead of it; the
     residue (36 dB under the click) was itself a clean onset. None of our clicks may count while the path
     holds; after the round trip moves (by half a millisecond or by 23 ms, as PulseAudio does), at most one."""
+    from stepsound.session.core import REF_EARLY_S
+
     sr = 44100
     lag0 = 1663
+    early = int(round(REF_EARLY_S * sr))          # the detector's reference runs this far ahead of the echo
     core = SessionCore(sr, CoachConfig(target="170", cues="always", warmup_s=0.0), level_db=-6.0,
-                       leak_ref_delay=1764 - int(round(0.003 * sr)), echo_cancel=True, probe_db=-18.0)
+                       leak_ref_delay=1764 - early, echo_cancel=True, probe_db=-18.0)
     n = 16 * sr
     echo = np.zeros(n + 8192, np.float32)
     out = np.zeros(1024, np.float32)
@@ -631,7 +634,7 @@ def test_no_click_counted_in_digital_silence_with_the_path_the_session_measured(
         core.audio_block(echo[start:start + 1024].copy(), out)
         if core.follow_echo() == "probe":
             assert "error" not in core.echo_tracker.probe_result
-            assert core.leak_ref_delay == lag0 - int(round(0.003 * sr))
+            assert core.leak_ref_delay == lag0 - early
         echo[start + lag:start + lag + 1024] += out
         for ev in core.events.drain():
             if isinstance(ev, CadenceTick) and not core.measuring:
@@ -645,4 +648,4 @@ def test_no_click_counted_in_digital_silence_with_the_path_the_session_measured(
     # after a move: at most the first click, which arrives before anything of the new path can be heard
     # (the quick look finds it from that click; the deconvolution estimates took three clicks)
     assert len(found) <= 1 and [t for t in found if t > moved_at / sr + 0.5] == [], found
-    assert core.leak_ref_delay == lag0 + move - int(round(0.003 * sr))
+    assert core.leak_ref_delay == lag0 + move - early

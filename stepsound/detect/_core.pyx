@@ -82,6 +82,15 @@ DEF NFEAT = 16
 DEF LEAK_MIN_DB = -60.0   # lowest learned leak gain [dB] (it can climb back within a few clicks)
 DEF LEAK_MARGIN_CANCELLED_DB = 12.0   # leak margin behind the echo canceller (leak state 1) [dB]
 
+cdef inline double _track_floor(double floor_db, double level_db, double up, double down) noexcept nogil:
+    """One hop of a noise-floor quantile tracker [dB]: up by ``up`` when the level is above it, else
+    down by ``down`` but not below the level."""
+    if level_db > floor_db:
+        return floor_db + up
+    floor_db -= down
+    return level_db if floor_db < level_db else floor_db
+
+
 cdef inline double _bq(double v, double* c, double* z1, double* z2) noexcept nogil:
     """One biquad step (transposed direct form II); c = (b0, b1, b2, 1, a1, a2)."""
     cdef double y = c[0] * v + z1[0]
@@ -792,20 +801,10 @@ cdef class StepDetector:
                 if c2 > 0.0:
                     hand += self.weights[b] * c2
                 if self.in_floor_db[b] != HUGE_VAL:
-                    if e[b] > self.in_floor_db[b]:
-                        self.in_floor_db[b] += up
-                    else:
-                        self.in_floor_db[b] -= down
-                        if self.in_floor_db[b] < e[b]:
-                            self.in_floor_db[b] = e[b]
+                    self.in_floor_db[b] = _track_floor(self.in_floor_db[b], e[b], up, down)
             # noise floor quantile tracker (not updated while a step sounds)
             if self.floor_db[b] != HUGE_VAL and (self.collecting == 0 or h >= self.cur_onset_hop + self.feature_hops):
-                if e[b] > self.floor_db[b]:
-                    self.floor_db[b] += up
-                else:
-                    self.floor_db[b] -= down
-                    if self.floor_db[b] < e[b]:
-                        self.floor_db[b] = e[b]
+                self.floor_db[b] = _track_floor(self.floor_db[b], e[b], up, down)
         if self.inputs_on:
             self.in_peak *= self.forget_level
             if hand > self.in_peak:
