@@ -460,6 +460,8 @@ def run_engine(y: np.ndarray, rate: int) -> dict:
     ons, commits, extra, steps, ticks = [], [], [], [], []
     for ev in eng.process(y):
         if isinstance(ev, StepOnsetEvent):
+            if ev.supersedes is not None and ons and ons[-1] == ev.supersedes:
+                extra[-1] = True     # replaced by this step: no longer counted
             ons.append(ev.onset_sample)
             commits.append(ev.detect_sample)
             extra.append(ev.extra)

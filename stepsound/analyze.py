@@ -162,6 +162,12 @@ def _collect(events: list, steps: list, ticks: list) -> None:
     """Keep the engine's measured steps and display ticks (the onset events are for live displays)."""
     for ev in events:
         if isinstance(ev, Step):
+            if ev.supersedes is not None:
+                # a sound just before this step had been taken for it: it is no step
+                for old in reversed(steps[-4:]):
+                    if old.onset_sample == ev.supersedes:
+                        old.extra = True
+                        break
             steps.append(ev)
         elif isinstance(ev, CadenceTick):
             ticks.append(ev)
@@ -268,7 +274,8 @@ def analyze_array(samples, sample_rate: int, *, block_size: int = DEFAULT_BLOCK_
 # -- output ---------------------------------------------------------------------
 
 CSV_COLUMNS = ["time_s", "onset_sample", "cadence_spm", "smoothed_spm", "side", "impact_db", "heavy",
-               "strike", "strike_confidence", "detect_latency_ms", "extra", "missed_before"]
+               "strike", "strike_confidence", "detect_latency_ms", "extra", "missed_before",
+               "supersedes"]
 
 
 def write_csv(analyses: list[Analysis], path: str) -> None:

@@ -30,6 +30,12 @@ class StepOnsetEvent:
         Too early for the current rhythm, or off its grid after missed
         steps (see :class:`stepsound.detect.cadence.CadenceTracker`); not counted
         for cadence.
+    missed : int
+        Steps judged missing before this one.
+    supersedes : int or None
+        Onset sample of the step this one replaces (the detector had taken a
+        sound just before this step for it); consumers no longer count that
+        one.  None for most steps.
     """
 
     onset_sample: int
@@ -39,6 +45,7 @@ class StepOnsetEvent:
     side: str | None
     extra: bool
     missed: int = 0
+    supersedes: int | None = None
 
 
 @dataclass(slots=True)
@@ -68,6 +75,10 @@ class Step:
         Share of the step's measured power above the noise floor
         (:func:`stepsound.grade.impact.impact_confidence`); a step below the
         grader's ``min_confidence`` is never heavy.
+    supersedes : int or None
+        Onset sample of the step this one replaces (see
+        :class:`StepOnsetEvent`); that step's record was emitted before this
+        one and is no longer a step.
     """
 
     onset_sample: int
@@ -85,6 +96,7 @@ class Step:
     strike: str | None = None
     strike_confidence: float | None = None
     impact_confidence: float | None = None
+    supersedes: int | None = None
 
     def to_dict(self) -> dict:
         """The JSON record of a step (floats rounded, NaN → None)."""
@@ -102,6 +114,7 @@ class Step:
             "impact_confidence": _r(self.impact_confidence, 3),
             "extra": bool(self.extra),
             "missed_before": int(self.missed),
+            "supersedes": None if self.supersedes is None else int(self.supersedes),
         }
         for name, value in self.features.items():
             rec[name] = _r(value, 2)
@@ -158,6 +171,7 @@ class Engine:
         self.tick_samples = max(1, int(round(tick_s * self.sample_rate)))
         self._next_tick = self.tick_samples
         self._pending: dict[int, StepOnsetEvent] = {}
+        self._last_onset: int | None = None
 
     @property
     def latency_samples(self) -> int:
@@ -182,9 +196,11 @@ class Engine:
             if isinstance(ev, Onset):
                 # a tick at t reflects the onsets detected at or before t
                 self._ticks_until(ev.detect_sample - 1, out)
-                timing = self.cadence.add(ev.onset_sample)
+                timing = self.cadence.add(ev.onset_sample, ev.supersedes)
                 onset = StepOnsetEvent(ev.onset_sample, ev.detect_sample, timing.cadence_spm,
-                                       timing.smoothed_spm, timing.side, timing.extra, timing.missed)
+                                       timing.smoothed_spm, timing.side, timing.extra, timing.missed,
+                                       self._last_onset if ev.supersedes else None)
+                self._last_onset = ev.onset_sample
                 self._pending[ev.onset_sample] = onset
                 out.append(onset)
             elif isinstance(ev, StepFeatures):
@@ -199,7 +215,7 @@ class Engine:
                     onset.cadence_spm, onset.smoothed_spm, onset.side, onset.extra, onset.missed,
                     grade.impact_db, grade.heavy, dict(ev.values),
                     1000.0 * (ev.detect_sample - ev.onset_sample) / self.sample_rate,
-                    grade.strike, grade.strike_confidence, grade.confidence)
+                    grade.strike, grade.strike_confidence, grade.confidence, onset.supersedes)
 
     def _ticks_until(self, sample: int, out: list) -> None:
         while self._next_tick <= sample:

@@ -278,3 +278,28 @@ def test_every_documented_summary_key_is_in_a_fast_replay(tmp_path):
         assert f"`{key}`" in readme, key          # the list above is the README's
         assert key in summary, key
     assert summary["echo_cancel"] is None and summary["xruns"] == 0 and summary["status"] == "complete"
+
+
+def test_a_superseded_detection_is_not_counted_as_a_step(tmp_path):
+    # a clink 4 dB under the steps, 130 ms before every third step, is detected first; the step
+    # that follows supersedes it: the outputs count the steps, not the clinks
+    from test_detect import _clicks_before
+
+    x, truth = bursts(sample_rate=SR, duration_s=16.0, cadence_spm=150.0, noise_rms=0.01, jitter=0.0, seed=4)
+    y, clicks = _clicks_before(x, truth, SR, every=3, before_s=0.13, rel_db=-4.0)
+    path = tmp_path / "clinks.flac"
+    sf.write(path, y, SR)
+    a = analyze_file(str(path))
+    tol = int(0.02 * SR)
+    sup = [s for s in a.steps if s.supersedes is not None]
+    assert len(sup) >= len(clicks) // 2
+    by_onset = {s.onset_sample: s for s in a.steps}
+    for s in sup:
+        assert by_onset[s.supersedes].extra                       # the clink: no step
+        assert np.min(np.abs(clicks - s.supersedes)) <= tol
+        assert not s.extra and np.min(np.abs(truth - s.onset_sample)) <= tol
+        assert s.to_dict()["supersedes"] == s.supersedes
+    counted = [s.onset_sample for s in a.steps if not s.extra]
+    hits, misses, false, _ = match(counted, truth, tol)
+    assert misses <= 1 and false <= 1
+    assert a.summary()["steps"] == len(counted)

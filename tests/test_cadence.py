@@ -91,3 +91,28 @@ def test_half_rate_lock_recovers():
     assert tr.at(fast[-1]) == pytest.approx(60000 / 350)
     assert sum(t.extra for t in out[6:]) <= 3
     assert all(not t.extra for t in out[-8:])
+
+
+def test_a_superseding_step_erases_the_detection_it_replaces():
+    # a sound 250 ms into a 350 ms step interval is taken for the step (ratio 0.71: on the rhythm);
+    # the step itself, 100 ms later, supersedes it: the tracker must end exactly as if the sound
+    # had never been heard (same sides, same cadence, same display)
+    clean = CadenceTracker(SR)
+    fooled = CadenceTracker(SR)
+    steps = [int(i * 350) for i in range(16)]
+    want = feed(clean, steps)
+    got = []
+    for i, s in enumerate(steps):
+        if i in (6, 11):
+            fooled.add(s - 100)
+            got.append(fooled.add(s, supersedes=True))
+        else:
+            got.append(fooled.add(s))
+    assert got == want
+    assert fooled.at(steps[-1] + 100) == clean.at(steps[-1] + 100) == pytest.approx(60000 / 350)
+
+
+def test_supersedes_without_an_earlier_step_is_a_plain_add():
+    tr = CadenceTracker(SR)
+    first = tr.add(0, supersedes=True)
+    assert first.side == "L" and not first.extra

@@ -44,6 +44,41 @@ def test_replay_finds_the_same_steps_as_analyze(tmp_path):
     assert {"cues", "clicks_s"} <= set(run)
 
 
+
+def test_a_superseded_detection_is_no_step_in_the_session_database(tmp_path, monkeypatch):
+    # the session log writes each step to the database as soon as it may: a clink taken for a step
+    # and superseded by the step after it (up to a refractory interval later) must still end up
+    # marked extra there, and not be counted
+    import stepsound.session.core as session_core
+    from _signals import bursts
+    from test_detect import _clicks_before
+
+    monkeypatch.setattr(session_core, "FLUSH_S", 0.0)      # flush on every block
+    sr = 16000
+    x, truth = bursts(sample_rate=sr, duration_s=16.0, cadence_spm=150.0, noise_rms=0.01, jitter=0.0, seed=4)
+    y, clicks = _clicks_before(x, truth, sr, every=3, before_s=0.13, rel_db=-4.0)
+    store = SessionStore(str(tmp_path / "s.sqlite"))
+    core = SessionCore(sr, CoachConfig())
+    sid = store.begin(source="synthetic", sample_rate=sr, target=None, cues_mode="always")
+    log = SessionLog(core, store, sid)
+    out = np.zeros(256, np.float32)
+    for start in range(0, len(y), 256):
+        blk = y[start:start + 256]
+        core.audio_block(blk, out[:len(blk)])
+        log.pump()
+        log.flush()
+    log.flush(force=True)
+    doc = log.document("synthetic", len(y) / sr, {})
+    store.close()
+    sup = {s["supersedes"] for s in doc["steps"] if s["supersedes"] is not None}
+    assert len(sup) >= len(clicks) // 2
+    assert all(s["extra"] for s in doc["steps"] if s["onset_sample"] in sup)
+    counted = [s["onset_sample"] for s in doc["steps"] if not s["extra"]]
+    hits, misses, false, _ = match(counted, truth, int(0.02 * sr))
+    assert misses <= 1 and false <= 1
+    assert doc["summary"]["steps"] == log.n_steps == len(counted)
+
+
 def test_sessions_go_to_the_database_history_and_report(tmp_path, capsys):
     db = str(tmp_path / "s.sqlite")
     for target in ("170", "+5%", "175"):

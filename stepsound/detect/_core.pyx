@@ -28,6 +28,12 @@ Two kinds of event are produced:
   the latest (this is the detection latency);
 * ``EVENT_STEP``: the same step with its features, once the feature window
   (``feature_window_s`` after the onset) has been seen.
+* ``EVENT_ONSET_SUPERSEDES``: an onset that replaces the detection before it.
+  Inside the refractory interval after a detection, a candidate whose ODF
+  peak is ``override_ratio`` times that detection's (and whose level is
+  ``override_db`` above it) is still a step: a sound before the step (a
+  clink, a consonant, a scuff) had taken its place.  Consumers drop the
+  earlier detection from the rhythm and the step count.
 
 With a learned model (:meth:`StepDetector.set_model`) the model's probability
 times a scale is the ODF instead; a model of version 2 also reads the
@@ -54,8 +60,10 @@ DEF MAXRISE = 128   # hops of per-band power history (fast + reference windows)
 
 DEF _ONSET = 1
 DEF _STEP = 2
+DEF _ONSET_SUPERSEDES = 3
 EVENT_ONSET = _ONSET
 EVENT_STEP = _STEP
+EVENT_ONSET_SUPERSEDES = _ONSET_SUPERSEDES
 
 #: Feature columns of the ``features`` table, in order.  Levels in dB re full
 #: scale (dBFS, power), times in ms.
@@ -214,6 +222,13 @@ cdef class StepDetector:
     cdef readonly double step_db       # typical broadband level of recent steps [dBFS]
     cdef double gate_db, early_gate_db
     cdef long long last_onset_hop
+    # a louder step inside the refractory interval of a quieter detection
+    # supersedes it (see _end_hop): the detection before it, its ODF peak and
+    # level, and whether its interval went into the rhythm
+    cdef long long prev_onset_hop
+    cdef double last_peak, last_level
+    cdef bint last_pushed, cand_override
+    cdef readonly double override_ratio, override_db
     cdef double step_level     # typical ODF peak of recent steps (tracked)
     cdef long long first_signal_hop   # first hop that was not digital silence (-1: none yet)
     cdef long long last_silent_hop    # latest hop of digital silence
@@ -282,7 +297,7 @@ cdef class StepDetector:
                  double confirm_s=0.008, double abs_floor_db=-100.0,
                  fast_windows_s=(0.008, 0.02, 0.005, 0.004), double lookback_s=0.08,
                  double lookback_db=8.0, double pre_window_s=0.06, double level_gate_db=20.0,
-                 int capacity=64):
+                 double override_ratio=0.0, double override_db=0.0, int capacity=64):
         cdef int i, j
         if not (8000 <= sample_rate <= 192000):
             raise ValueError(f"sample_rate={sample_rate} must be between 8000 and 192000 Hz")
@@ -333,6 +348,10 @@ cdef class StepDetector:
         self.pre_hops = max(1, min(MAXRISE - 8 - self.confirm_hops - self.lookback_hops,
                                    <int> (pre_window_s / hop_s + 0.5)))
         self.gate_db = level_gate_db
+        if not (isfinite(override_ratio) and override_ratio >= 0 and isfinite(override_db)):
+            raise ValueError(f"override_ratio={override_ratio} must be >= 0 (0: off), override_db finite")
+        self.override_ratio = override_ratio
+        self.override_db = override_db
         self.early_gate_db = 6.0
         self.ref_decay = pow(10.0, -hop_s / 0.02)      # reference hold: -10 dB per 20 ms
         self.leak_margin_db = 6.0
@@ -351,8 +370,13 @@ cdef class StepDetector:
         self.thr_rel = threshold_rel
         self.abs_floor_db = abs_floor_db
         self.capacity = capacity
-        # at most one onset and one step row per min interval, plus slack
-        self.max_block = max(1, (capacity // 2 - 2)) * self.min_interval_hops * hop_length
+        # at most one onset and one step row per min interval, plus slack; a superseding onset
+        # needs only the previous step's feature window to have passed (which begins up to the
+        # look-back before its candidate hop)
+        cdef int spacing = self.min_interval_hops
+        if override_ratio > 0.0 and self.feature_hops - self.lookback_hops - 2 < spacing:
+            spacing = max(1, self.feature_hops - self.lookback_hops - 2)
+        self.max_block = max(1, (capacity // 2 - 2)) * spacing * hop_length
         ring_len = 1
         while ring_len < hop_length * (self.lookback_hops + self.confirm_hops + 8):
             ring_len *= 2
@@ -464,6 +488,11 @@ cdef class StepDetector:
         self.cand_level = -300.0
         self.step_db = -300.0
         self.last_onset_hop = -(1 << 40)
+        self.prev_onset_hop = -(1 << 40)
+        self.last_peak = 0.0
+        self.last_level = -300.0
+        self.last_pushed = 0
+        self.cand_override = 0
         self.step_level = 0.0
         self.first_signal_hop = -1
         self.last_silent_hop = -(1 << 40)
@@ -861,12 +890,22 @@ cdef class StepDetector:
             if k > refractory:
                 refractory = k
         if self.state == 0:
-            if (odf > thr and h - self.last_onset_hop >= refractory and not self.collecting
+            if (odf > thr and not self.collecting
                     and self.first_signal_hop >= 0 and h >= self.first_signal_hop + self.settle_hops):
-                self.state = 1
-                self.cand_hop = h
-                self.cand_peak = odf
-                self.cand_level = e[0]
+                if h - self.last_onset_hop >= refractory:
+                    self.state = 1
+                    self.cand_override = 0
+                elif (self.override_ratio > 0.0 and odf > self.override_ratio * self.last_peak
+                        and h - self.prev_onset_hop >= self.min_interval_hops):
+                    # inside the refractory interval of the last detection, but far
+                    # stronger: the step that detection (a clink, a consonant, a
+                    # scuff) came before; confirmed like any candidate
+                    self.state = 1
+                    self.cand_override = 1
+                if self.state == 1:
+                    self.cand_hop = h
+                    self.cand_peak = odf
+                    self.cand_level = e[0]
         else:
             if odf > self.cand_peak:
                 self.cand_peak = odf
@@ -882,7 +921,12 @@ cdef class StepDetector:
                     gate = self.early_gate_db
                     if self.cand_peak < 0.6 * self.step_level:
                         gate = -1e9
-                if self.n_steps_seen < 4 or self.cand_level >= self.step_db - gate:
+                if self.cand_override and (self.cand_peak < self.override_ratio * self.last_peak
+                                           or self.cand_level < self.last_level + self.override_db):
+                    pass
+                elif self.n_steps_seen < 4 or self.cand_level >= self.step_db - gate:
+                    if self.cand_override:
+                        self._supersede()
                     self._commit()
                 self.state = 0
         self.hop_index = h + 1
@@ -1177,15 +1221,20 @@ cdef class StepDetector:
                 break
         # interval bookkeeping (for the adaptive refractory period)
         gap = self.cand_hop - self.last_onset_hop
+        self.last_pushed = 0
         if self.n_steps_seen > 0 and gap < 2 * self.warm_hops:
             for s in range(7, 0, -1):
                 self.intervals[s] = self.intervals[s - 1]
             self.intervals[0] = gap
             if self.n_intervals < 8:
                 self.n_intervals += 1
+            self.last_pushed = 1
         elif self.n_steps_seen > 0:
             self.n_intervals = 0       # long pause: forget the old rhythm
+        self.prev_onset_hop = self.last_onset_hop
         self.last_onset_hop = self.cand_hop
+        self.last_peak = self.cand_peak
+        self.last_level = self.cand_level
         # typical step ODF level: fast start, then slow
         if self.n_steps_seen < 4:
             if self.cand_peak > self.step_level:
@@ -1215,10 +1264,25 @@ cdef class StepDetector:
         self.win_len = 0
         self._backfill()
         if self.n_events < self.capacity:
-            self.kinds_v[self.n_events] = _ONSET
+            self.kinds_v[self.n_events] = _ONSET_SUPERSEDES if self.cand_override else _ONSET
             self.onset_v[self.n_events] = onset
             self.detect_v[self.n_events] = self.sample_index
             self.n_events += 1
+
+    cdef void _supersede(self) noexcept nogil:
+        """Forget the last detection's place in the rhythm before a stronger step replaces it.
+
+        Its interval leaves the interval history and the step committed next
+        is timed from the detection before it.  (Its event was emitted already:
+        the cadence tracker finds it too early for the rhythm, or this step.)
+        """
+        cdef int s
+        if self.last_pushed:
+            for s in range(7):
+                self.intervals[s] = self.intervals[s + 1]
+            self.n_intervals -= 1
+        self.last_pushed = 0
+        self.last_onset_hop = self.prev_onset_hop
 
     cdef double _pre_onset_db(self, long long onset_hop, long long not_before) noexcept nogil:
         """Mean broadband power of the ``pre_hops`` hops before onset_hop re the

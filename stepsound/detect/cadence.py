@@ -106,6 +106,7 @@ class CadenceTracker:
         self._raw: list[float] = []      # intervals between consecutive detections, extras included
         self._extra: list[bool] = []     # were the recent detections rejected or off the rhythm?
         self._on_grid: list[bool] = []   # did the recent accepted steps land on the rhythm?
+        self._before_last: tuple | None = None   # the state before the last add (see add)
 
     @property
     def period_samples(self) -> float | None:
@@ -132,9 +133,22 @@ class CadenceTracker:
     def _spm(self, interval_samples: float) -> float:
         return 60.0 * self.sample_rate / interval_samples
 
-    def add(self, onset_sample: int) -> StepTiming:
-        """Add one step onset; return its timing."""
+    _STATE = ("_intervals", "_period", "_last", "_last_side", "_last_any", "_raw", "_extra", "_on_grid")
+
+    def add(self, onset_sample: int, supersedes: bool = False) -> StepTiming:
+        """Add one step onset; return its timing.
+
+        ``supersedes``: this onset replaces the one added just before (the
+        detector found a far stronger step inside that detection's
+        refractory interval): the tracker forgets that one, as if it had
+        never been added, before adding this one.
+        """
         s = int(onset_sample)
+        if supersedes and self._before_last is not None:
+            for name, value in zip(self._STATE, self._before_last):
+                setattr(self, name, value)
+        # lists are replaced, never changed in place, so this is a snapshot
+        self._before_last = tuple(getattr(self, name) for name in self._STATE)
         if self._last_any is not None:
             self._raw = (self._raw + [s - self._last_any])[-6:]
         self._last_any = s
@@ -209,9 +223,7 @@ class CadenceTracker:
     def _accept(self, s: int, gap: int, k: int) -> StepTiming:
         unit = gap / k
         if k <= 2:
-            self._intervals.append(unit)
-            if len(self._intervals) > self.history:
-                del self._intervals[0]
+            self._intervals = (self._intervals + [unit])[-self.history:]
             self._period = None
         self._on_grid = (self._on_grid + [k <= 2])[-4:]
         self._last = s

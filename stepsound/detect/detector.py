@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from stepsound.detect._core import EVENT_ONSET, EVENT_STEP, FEATURE_NAMES, StepDetector
+from stepsound.detect._core import EVENT_ONSET, EVENT_ONSET_SUPERSEDES, EVENT_STEP, FEATURE_NAMES, StepDetector
 from stepsound.errors import ParameterError
 
 MIN_SAMPLE_RATE = 8000
@@ -59,6 +59,12 @@ class DetectorConfig:
     band_weights : tuple of 4 floats
         ODF weights of the broadband, low (<300 Hz), mid (0.3–2 kHz) and high
         (2–8 kHz) bands.
+    override_ratio : float
+        Inside the refractory interval after a detection, a candidate whose
+        ODF peak is this many times that detection's is still a step, which
+        *supersedes* the earlier detection (:attr:`Onset.supersedes`); 0: off.
+    override_db : float [dB]
+        ... and whose broadband level is at least this much above it.
     model : str or None
         Detection function: None = the hand-made band ODF above; ``"stepnet"``
         = the learned step-onset model shipped in the package
@@ -89,6 +95,8 @@ class DetectorConfig:
     confirm_s: float = 0.004
     pre_window_s: float = 0.06
     band_weights: tuple = (1.0, 0.5, 1.0, 1.0)
+    override_ratio: float = 1.0
+    override_db: float = 3.0
     model: str | None = None
     model_threshold: float = 0.85
     model_scale: float = 20.0
@@ -110,10 +118,16 @@ class Onset:
         First sample of the footfall (int64 sample clock of the stream).
     detect_sample : int
         Sample clock when the detector committed to the step.
+    supersedes : bool
+        This step replaces the onset emitted just before it: that detection
+        (a sound just before the step) had taken its place, and this one,
+        inside its refractory interval, was far stronger (see
+        ``DetectorConfig.override_ratio``).
     """
 
     onset_sample: int
     detect_sample: int
+    supersedes: bool = False
 
 
 @dataclass(frozen=True)
@@ -240,7 +254,8 @@ class Detector:
                 floor_up_db_s=c.floor_up_db_s, floor_down_db_s=c.floor_down_db_s, rise_s=c.rise_s,
                 excess_margin_db=c.excess_margin_db, threshold_abs=threshold_abs,
                 threshold_rel=c.threshold_rel, confirm_s=c.confirm_s, pre_window_s=c.pre_window_s,
-                fast_windows_s=np.asarray(c.fast_windows_s, float), capacity=64)
+                fast_windows_s=np.asarray(c.fast_windows_s, float), override_ratio=c.override_ratio,
+                override_db=c.override_db, capacity=64)
         except ValueError as exc:
             raise ParameterError(str(exc)) from None
         self.hop_length = hop_length
@@ -320,6 +335,8 @@ class Detector:
                 detect = int(core.detect_samples[i])
                 if core.kinds[i] == EVENT_ONSET:
                     events.append(Onset(onset, detect))
+                elif core.kinds[i] == EVENT_ONSET_SUPERSEDES:
+                    events.append(Onset(onset, detect, True))
                 elif core.kinds[i] == EVENT_STEP:
                     row = core.features[i]
                     events.append(StepFeatures(onset, detect, dict(zip(FEATURE_NAMES, map(float, row)))))

@@ -256,7 +256,14 @@ class SessionLog:
 
     Memory stays flat: records are written to the database every
     ``FLUSH_S`` seconds and only the last few steps are kept for the display.
+    The steps of the last ``HOLD_S`` seconds wait for the next flush: a
+    later step may still supersede one of them (then it is marked extra, and
+    no longer counted).
     """
+
+    #: Steps younger than this (re the newest step) are not flushed yet [seconds]; longer than
+    #: any refractory interval, within which a superseding step comes.
+    HOLD_S = 1.0
 
     def __init__(self, core: SessionCore, store: SessionStore | None, session_id: int | None):
         self.core = core
@@ -289,6 +296,8 @@ class SessionLog:
             if isinstance(ev, Step):
                 if coaching:
                     coach.on_step(ev)
+                if ev.supersedes is not None:
+                    self._supersede(ev.supersedes)
                 rec = ev.to_dict()
                 self._steps.append(rec)
                 if not ev.extra:
@@ -302,6 +311,15 @@ class SessionLog:
                 self._recent_ticks.append((ev.time_s, ev.spm))
             elif isinstance(ev, StepOnsetEvent):
                 pass
+
+    def _supersede(self, onset_sample: int) -> None:
+        """The step that began at ``onset_sample`` was a sound before a step: no step."""
+        for rec in reversed(self._steps):
+            if rec["onset_sample"] == onset_sample:
+                if not rec["extra"]:
+                    rec["extra"] = True
+                    self.n_steps -= 1
+                return
 
     def trend_spm(self) -> float | None:
         """Cadence change over the last 30 s [steps/min]."""
@@ -323,6 +341,12 @@ class SessionLog:
         cues = [c.to_dict() for c in self.core.coach.cues[self._cues_sent:]]
         steps, ticks = self._steps, self._ticks
         self._steps, self._ticks = [], []
+        if not force and steps:
+            newest = steps[-1]["time_s"]
+            k = len(steps)
+            while k > 0 and steps[k - 1]["time_s"] > newest - self.HOLD_S:
+                k -= 1
+            steps, self._steps = steps[:k], steps[k:]
         if self.keep_all:
             self.all_steps += steps
             self.all_ticks += ticks
