@@ -310,3 +310,80 @@ def test_supersession_is_block_size_invariant():
     chunked = _feed(Detector(sr), y, sizes)
     assert [(type(e), e.onset_sample, getattr(e, "supersedes", None)) for e in chunked] == \
         [(type(e), e.onset_sample, getattr(e, "supersedes", None)) for e in whole]
+
+
+def _gate_archive(path, b2, threshold=0.5, hidden=3, features=None):
+    """A gate archive whose score is sigmoid(b2) for every candidate (zero weights)."""
+    from stepsound.detect._core import CANDIDATE_FEATURES
+
+    n = len(CANDIDATE_FEATURES)
+    np.savez(path, features=np.array(features or CANDIDATE_FEATURES), threshold=threshold, mu=np.zeros(n),
+             sd=np.ones(n), w1=np.zeros((hidden, n)), b1=np.zeros(hidden), w2=np.zeros(hidden), b2=b2)
+    return str(path)
+
+
+def _onsets(events):
+    return [(e.onset_sample, e.detect_sample) for e in events if isinstance(e, Onset)]
+
+
+def test_candidate_gate_vetoes_below_its_threshold_and_passes_above(tmp_path):
+    x, truth = bursts(sample_rate=16000, duration_s=10.0, noise_rms=0.01, seed=2)
+    plain = _onsets(Detector(16000).process(x))
+    assert len(plain) >= len(truth) - 1
+    yes = _gate_archive(tmp_path / "yes.npz", b2=8.0)
+    no = _gate_archive(tmp_path / "no.npz", b2=-8.0)
+    assert _onsets(Detector(16000, DetectorConfig(gate=yes)).process(x)) == plain
+    assert _onsets(Detector(16000, DetectorConfig(gate=no)).process(x)) == []
+    # the archive's threshold, or the configuration's
+    assert _onsets(Detector(16000, DetectorConfig(gate=no, gate_threshold=0.0)).process(x)) == plain
+
+
+def test_candidate_log_records_each_decision_with_its_features():
+    from stepsound.detect._core import CANDIDATE_FEATURES
+
+    x, truth = bursts(sample_rate=16000, duration_s=10.0, noise_rms=0.01, seed=2)
+    det = Detector(16000, DetectorConfig(gate=None))
+    det._core.log_candidates(1000)
+    onsets = [e for e in det.process(x) if isinstance(e, Onset)]
+    rows = det._core.candidate_log
+    assert rows.shape[1] == 3 + len(CANDIDATE_FEATURES)
+    passed = rows[rows[:, 1] > 0]
+    assert len(passed) == len(onsets)                       # without a gate, passing = committing
+    assert np.all(np.isnan(rows[:, 2]))                     # no gate, no score
+    hop = det.hop_length
+    for (h, o) in zip(passed[:, 0], onsets):
+        assert 0 <= (h + 1) * hop - o.onset_sample <= 0.1 * 16000   # the onset is in or before its hop
+    f = dict(zip(CANDIDATE_FEATURES, passed[5:, 3:].T))
+    assert np.median(f["snr_db"]) > 15 and np.median(f["rise_db"]) > 10     # bursts 30 dB over the noise
+    assert np.all(f["rhythm_known"] == 1) and np.median(np.abs(f["phase"] - 1)) < 0.1
+
+
+@pytest.mark.parametrize("bad", ["features", "shape", "nan", "threshold"])
+def test_bad_gate_archives_are_one_clear_error(tmp_path, bad):
+    path = tmp_path / "g.npz"
+    if bad == "features":
+        _gate_archive(path, 0.0, features=["a"] * 14)
+    elif bad == "shape":
+        _gate_archive(path, 0.0, hidden=40)
+    elif bad == "nan":
+        _gate_archive(path, float("nan"))
+    else:
+        _gate_archive(path, 0.0, threshold=1.5)
+    with pytest.raises(ParameterError):
+        Detector(16000, DetectorConfig(gate=str(path)))
+    with pytest.raises(ParameterError):
+        Detector(16000, DetectorConfig(gate=str(tmp_path / "missing.npz")))
+
+
+def test_the_shipped_gate_scores_each_candidate_and_commits_those_above_its_threshold():
+    x, truth = bursts(sample_rate=16000, duration_s=10.0, noise_rms=0.01, seed=2)
+    det = Detector(16000)
+    assert det.config.gate == "gate" and 0.0 < det.gate_threshold < 1.0
+    det._core.log_candidates(1000)
+    onsets = [e for e in det.process(x) if isinstance(e, Onset)]
+    rows = det._core.candidate_log
+    assert np.all((rows[:, 2] >= 0) & (rows[:, 2] <= 1))
+    committed = (rows[:, 1] > 0) & (rows[:, 2] >= det.gate_threshold)
+    assert committed.sum() == len(onsets)
+    hits, misses, fas, _ = match([o.onset_sample for o in onsets], truth, int(0.025 * 16000))
+    assert misses == 0 and fas == 0        # clean impacts on a steady rhythm pass the gate

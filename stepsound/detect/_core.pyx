@@ -44,7 +44,7 @@ see :meth:`StepDetector.trace`).
 Because all state advances one sample at a time, the events do not depend on
 how the audio is cut into blocks.
 """
-from libc.math cimport log10, log1p, sqrt, fabs, isfinite, HUGE_VAL, NAN, pow
+from libc.math cimport log10, log1p, log, exp, tanh, sqrt, fabs, isfinite, HUGE_VAL, NAN, pow
 cimport cython
 import numpy as np
 cimport numpy as cnp
@@ -57,6 +57,8 @@ DEF NSOS = 6        # biquad sections
 DEF MAXW = 256      # max hops in a feature window
 DEF LOOKBACK_GAP = 2    # hops below the line the look-back may step over
 DEF MAXRISE = 128   # hops of per-band power history (fast + reference windows)
+DEF NCF = 14        # features of a candidate step (the gate's inputs, see _cand_features)
+DEF MAXGH = 32      # most hidden units of the candidate gate
 
 DEF _ONSET = 1
 DEF _STEP = 2
@@ -64,6 +66,18 @@ DEF _ONSET_SUPERSEDES = 3
 EVENT_ONSET = _ONSET
 EVENT_STEP = _STEP
 EVENT_ONSET_SUPERSEDES = _ONSET_SUPERSEDES
+
+#: Features of a candidate step at its decision (inputs of the candidate gate), in order.
+CANDIDATE_FEATURES = (
+    "snr_db", "low_snr_db", "mid_snr_db", "high_snr_db",          # candidate's peak band level over the noise floor, dB
+    "rise_db", "low_rise_db", "mid_rise_db", "high_rise_db",      # ... over the level 8-24 ms before it, dB
+    "log_peak_re_typical",    # log((ODF peak + 1) / (typical step ODF peak + 1))
+    "level_re_typical_db",    # broadband level re the typical step's, dB (0 before any step)
+    "phase",                  # time since the last detection / median step interval (1 unknown, <= 3)
+    "rhythm_known",           # 1 once three intervals are known
+    "supersedes",             # 1: inside the last detection's refractory interval (would supersede it)
+    "log_peak",               # log(ODF peak + 1)
+)
 
 #: Feature columns of the ``features`` table, in order.  Levels in dB re full
 #: scale (dBFS, power), times in ms.
@@ -105,6 +119,10 @@ cdef inline double _bq(double v, double* c, double* z1, double* z2) noexcept nog
     z1[0] = c[1] * v - c[4] * y + z2[0]
     z2[0] = c[2] * v - c[5] * y
     return y
+
+
+cdef inline double _clamp(double v, double lo, double hi) noexcept nogil:
+    return lo if v < lo else (hi if v > hi else v)
 
 
 cdef inline double _db(double p) noexcept nogil:
@@ -219,6 +237,19 @@ cdef class StepDetector:
     cdef int state            # 0 idle, 1 rising (candidate), 2 collecting features
     cdef long long cand_hop
     cdef double cand_peak, cand_level
+    cdef double cand_e[NB]      # candidate's peak band levels [dB]
+    cdef double cand_ref[NB]    # band levels 8-24 ms before the candidate [dB]
+    # candidate gate: a small network on the candidate's features (see set_gate)
+    cdef bint has_gate
+    cdef int g_nh
+    cdef double g_mu[NCF]
+    cdef double g_sd[NCF]
+    cdef double g_w1[MAXGH][NCF]
+    cdef double g_b1[MAXGH]
+    cdef double g_w2[MAXGH]
+    cdef double g_b2, g_thr
+    cdef double[:, ::1] clog_v
+    cdef long long clog_n, clog_cap
     cdef readonly double step_db       # typical broadband level of recent steps [dBFS]
     cdef double gate_db, early_gate_db
     cdef long long last_onset_hop
@@ -440,9 +471,74 @@ cdef class StepDetector:
         self.hand_thr = hand_threshold
         self.reset()
 
+    def set_gate(self, mu=None, sd=None, w1=None, b1=None, w2=None, double b2=0.0, double threshold=0.5):
+        """Veto candidate steps with a small network on their features (None: no gate).
+
+        At its decision a candidate that would be committed is scored
+        ``p = sigmoid(w2 . tanh(w1 @ ((f - mu) / sd) + b1) + b2)`` from its
+        :data:`CANDIDATE_FEATURES` ``f``; it is committed only if ``p >=
+        threshold``.  Evaluated once per candidate, not per hop.
+
+        Parameters
+        ----------
+        mu, sd : array [shape=(NCF,)]
+            Feature normalisation (``sd`` > 0).
+        w1 : array [shape=(hidden, NCF)], b1, w2 : arrays [shape=(hidden,)]
+            At most 32 hidden units.
+        b2, threshold : float
+        """
+        cdef int i, j
+        if mu is None:
+            self.has_gate = False
+            return
+        m = np.ascontiguousarray(mu, dtype=np.float64)
+        d = np.ascontiguousarray(sd, dtype=np.float64)
+        a = np.ascontiguousarray(w1, dtype=np.float64)
+        c = np.ascontiguousarray(b1, dtype=np.float64)
+        v = np.ascontiguousarray(w2, dtype=np.float64)
+        nh = a.shape[0] if a.ndim == 2 else -1
+        if (m.shape != (NCF,) or d.shape != (NCF,) or a.ndim != 2 or a.shape[1] != NCF or not 1 <= nh <= MAXGH
+                or c.shape != (nh,) or v.shape != (nh,)):
+            raise ValueError(f"gate weights must be mu, sd ({NCF},), w1 (hidden <= {MAXGH}, {NCF}), b1 and w2 (hidden,)")
+        if not (np.all(np.isfinite(m)) and np.all(np.isfinite(a)) and np.all(np.isfinite(c)) and np.all(np.isfinite(v))
+                and np.all(np.isfinite(d)) and np.all(d > 0) and isfinite(b2) and 0.0 <= threshold <= 1.0):
+            raise ValueError("gate weights must be finite, sd > 0 and the threshold in [0, 1]")
+        self.g_nh = nh
+        for j in range(NCF):
+            self.g_mu[j] = m[j]
+            self.g_sd[j] = d[j]
+        for i in range(nh):
+            self.g_b1[i] = c[i]
+            self.g_w2[i] = v[i]
+            for j in range(NCF):
+                self.g_w1[i][j] = a[i, j]
+        self.g_b2 = b2
+        self.g_thr = threshold
+        self.has_gate = True
+
+    def log_candidates(self, long long capacity):
+        """Record every candidate's decision from now on (training the gate; allocates).
+
+        :attr:`candidate_log` then holds one row per candidate that reached its
+        decision (at most ``capacity``): candidate hop, 1 if it passed the
+        detector's own tests (level gate, supersession), the gate's score
+        (NaN without a gate), then its :data:`CANDIDATE_FEATURES`.
+        """
+        self.clog_v = np.zeros((max(0, capacity), NCF + 3), dtype=np.float64)
+        self.clog_n = 0
+        self.clog_cap = max(0, capacity)
+
+    @property
+    def candidate_log(self):
+        """The candidates recorded since :meth:`log_candidates` (rows, see there)."""
+        if self.clog_cap == 0:
+            return np.zeros((0, NCF + 3))
+        return np.asarray(self.clog_v)[:self.clog_n].copy()
+
     def reset(self):
         """Return to the fresh state (filters, noise floors, counters, events)."""
         cdef int i, j
+        self.clog_n = 0
         if self.has_net:
             self.net.reset()
         for i in range(NSOS):
@@ -765,7 +861,8 @@ cdef class StepDetector:
         """Per-hop update: levels, noise floors, ODF, peak picking, features."""
         cdef int b, k, j
         cdef double e[NB]
-        cdef double p, excess, lowest, rise, contrib, odf, thr, up, down, fast, ref, above, hand, c2
+        cdef double p, excess, lowest, rise, contrib, odf, thr, up, down, fast, ref, above, hand, c2, score
+        cdef bint passed
         cdef double inv = 1.0 / self.hop_length
         cdef long long h = self.hop_index
         cdef int refractory
@@ -906,11 +1003,22 @@ cdef class StepDetector:
                     self.cand_hop = h
                     self.cand_peak = odf
                     self.cand_level = e[0]
+                    for b in range(NB):
+                        self.cand_e[b] = e[b]
+                        p = 0.0
+                        for k in range(4, 12):
+                            p += self.hist[b][(self.hist_pos - 1 - k + MAXRISE) % MAXRISE]
+                        self.cand_ref[b] = _db(p / 8.0)
+                        if self.cand_ref[b] < self.abs_floor_db:
+                            self.cand_ref[b] = self.abs_floor_db
         else:
             if odf > self.cand_peak:
                 self.cand_peak = odf
             if e[0] > self.cand_level:
                 self.cand_level = e[0]
+            for b in range(NB):
+                if e[b] > self.cand_e[b]:
+                    self.cand_e[b] = e[b]
             if odf < 0.5 * self.cand_peak or h - self.cand_hop >= self.confirm_hops:
                 # far quieter than this runner's steps (a toe-off scuff, a
                 # rustle heard in a silent room): not a footfall
@@ -921,10 +1029,17 @@ cdef class StepDetector:
                     gate = self.early_gate_db
                     if self.cand_peak < 0.6 * self.step_level:
                         gate = -1e9
+                passed = 0
                 if self.cand_override and (self.cand_peak < self.override_ratio * self.last_peak
                                            or self.cand_level < self.last_level + self.override_db):
                     pass
                 elif self.n_steps_seen < 4 or self.cand_level >= self.step_db - gate:
+                    passed = 1
+                if self.has_gate or self.clog_n < self.clog_cap:
+                    score = self._gate_score(passed)
+                    if score < self.g_thr:
+                        passed = 0
+                if passed:
                     if self.cand_override:
                         self._supersede()
                     self._commit()
@@ -1268,6 +1383,43 @@ cdef class StepDetector:
             self.onset_v[self.n_events] = onset
             self.detect_v[self.n_events] = self.sample_index
             self.n_events += 1
+
+    cdef double _gate_score(self, bint passed) noexcept nogil:
+        """The candidate's features; its gate score (1.0 without a gate); a log row if logging."""
+        cdef double f[NCF]
+        cdef double med = 0.0, z, act, out
+        cdef int b, i, j
+        for b in range(NB):
+            f[b] = _clamp(self.cand_e[b] - self.floor_db[b], -20.0, 80.0)
+            f[NB + b] = _clamp(self.cand_e[b] - self.cand_ref[b], -20.0, 80.0)
+        f[8] = log((self.cand_peak + 1.0) / (self.step_level + 1.0)) if self.n_steps_seen > 0 else 0.0
+        f[9] = _clamp(self.cand_level - self.step_db, -40.0, 40.0) if self.n_steps_seen > 0 else 0.0
+        f[10] = 1.0
+        f[11] = 0.0
+        if self.n_intervals >= 3:
+            med = self._median_interval()
+            if med > 0:
+                f[10] = _clamp((self.cand_hop - self.last_onset_hop) / med, 0.0, 3.0)
+                f[11] = 1.0
+        f[12] = 1.0 if self.cand_override else 0.0
+        f[13] = log(self.cand_peak + 1.0)
+        out = 1.0
+        if self.has_gate:
+            z = self.g_b2
+            for i in range(self.g_nh):
+                act = self.g_b1[i]
+                for j in range(NCF):
+                    act += self.g_w1[i][j] * (f[j] - self.g_mu[j]) / self.g_sd[j]
+                z += self.g_w2[i] * tanh(act)
+            out = 1.0 / (1.0 + exp(-z)) if z > -700.0 else 0.0
+        if self.clog_n < self.clog_cap:
+            self.clog_v[self.clog_n, 0] = self.cand_hop
+            self.clog_v[self.clog_n, 1] = 1.0 if passed else 0.0
+            self.clog_v[self.clog_n, 2] = out if self.has_gate else NAN
+            for j in range(NCF):
+                self.clog_v[self.clog_n, 3 + j] = f[j]
+            self.clog_n += 1
+        return out
 
     cdef void _supersede(self) noexcept nogil:
         """Forget the last detection's place in the rhythm before a stronger step replaces it.

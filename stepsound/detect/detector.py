@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 
-from stepsound.detect._core import EVENT_ONSET, EVENT_ONSET_SUPERSEDES, EVENT_STEP, FEATURE_NAMES, StepDetector
+from stepsound.detect._core import (CANDIDATE_FEATURES, EVENT_ONSET, EVENT_ONSET_SUPERSEDES, EVENT_STEP,
+                                    FEATURE_NAMES, StepDetector)
 from stepsound.errors import ParameterError
 
 MIN_SAMPLE_RATE = 8000
+#: Candidate gates shipped in the package, by name (see ``DetectorConfig.gate``).
+GATES = {"gate": str(Path(__file__).resolve().parent / "models" / "gate.npz")}
 MAX_SAMPLE_RATE = 192000
 
 
@@ -65,6 +69,17 @@ class DetectorConfig:
         *supersedes* the earlier detection (:attr:`Onset.supersedes`); 0: off.
     override_db : float [dB]
         ... and whose broadband level is at least this much above it.
+    gate : str or None
+        Candidate gate: ``"gate"`` = the small network shipped in the package
+        (``stepsound/detect/models/gate.npz``, trained by
+        ``bench/train_gate.py``), or the path of another archive; None = none.
+        At its decision a candidate step is scored from its
+        ``CANDIDATE_FEATURES`` (band levels over the noise floor and over the
+        level just before it, strength and level against the typical step,
+        place in the rhythm) and vetoed below ``gate_threshold``: a clink,
+        consonant or drum hit vetoed this way opens no refractory interval.
+    gate_threshold : float or None
+        Score (0-1) a candidate needs; None = the archive's.
     model : str or None
         Detection function: None = the hand-made band ODF above; ``"stepnet"``
         = the learned step-onset model shipped in the package
@@ -97,6 +112,8 @@ class DetectorConfig:
     band_weights: tuple = (1.0, 0.5, 1.0, 1.0)
     override_ratio: float = 1.0
     override_db: float = 3.0
+    gate: str | None = "gate"
+    gate_threshold: float | None = None
     model: str | None = None
     model_threshold: float = 0.85
     model_scale: float = 20.0
@@ -260,6 +277,9 @@ class Detector:
             raise ParameterError(str(exc)) from None
         self.hop_length = hop_length
         self._max_block = self._core.max_block
+        self.gate_threshold = None
+        if c.gate is not None:
+            self.gate_threshold = self._set_gate(c.gate, c.gate_threshold)
         if c.model is not None:
             from stepsound.detect.stepnet import make_stepnet, model_path
 
@@ -269,6 +289,23 @@ class Detector:
                 self._core.set_model(net, c.model_scale, c.threshold_abs)
             except (OSError, KeyError, ValueError) as exc:
                 raise ParameterError(f"model={c.model!r}: {exc}") from None
+
+    def _set_gate(self, name: str, threshold: float | None) -> float:
+        path = GATES.get(name, name)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                w = {k: z[k] for k in ("mu", "sd", "w1", "b1", "w2", "b2", "threshold")}
+                names = tuple(str(v) for v in z["features"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise ParameterError(f"gate={name!r}: {exc}") from None
+        if names != CANDIDATE_FEATURES:
+            raise ParameterError(f"gate={name!r} was trained on other candidate features")
+        thr = float(w["threshold"]) if threshold is None else float(threshold)
+        try:
+            self._core.set_gate(w["mu"], w["sd"], w["w1"], w["b1"], w["w2"], float(w["b2"]), thr)
+        except ValueError as exc:
+            raise ParameterError(f"gate={name!r}: {exc}") from None
+        return thr
 
     @property
     def latency_samples(self) -> int:
