@@ -734,17 +734,28 @@ def main(argv=None) -> int:
                          ".npz path "
                          "(default: the DetectorConfig default)")
     ap.add_argument("--model-threshold", type=float, default=None, help="DetectorConfig.model_threshold")
+    ap.add_argument("--gate", default=None,
+                    help="candidate gate: 'none', 'gate' (shipped) or an .npz path (default: the DetectorConfig default)")
+    ap.add_argument("--gate-threshold", type=float, default=None, help="DetectorConfig.gate_threshold")
+    ap.add_argument("--override-ratio", type=float, default=None,
+                    help="DetectorConfig.override_ratio (0: no supersession)")
     args = ap.parse_args(argv)
     global DETECTOR_CONFIG
-    if args.model is not None or args.model_threshold is not None:
+    changes = {}
+    if args.model is not None:
+        changes["model"] = None if args.model == "none" else args.model
+    if args.model_threshold is not None:
+        changes["model_threshold"] = args.model_threshold
+    if args.gate is not None:
+        changes["gate"] = None if args.gate == "none" else args.gate
+    if args.gate_threshold is not None:
+        changes["gate_threshold"] = args.gate_threshold
+    if args.override_ratio is not None:
+        changes["override_ratio"] = args.override_ratio
+    if changes:
         from stepsound.detect.detector import DetectorConfig
 
-        cfg = DetectorConfig()
-        if args.model is not None:
-            cfg = cfg.replace(model=None if args.model == "none" else args.model)
-        if args.model_threshold is not None:
-            cfg = cfg.replace(model_threshold=args.model_threshold)
-        DETECTOR_CONFIG = cfg
+        DETECTOR_CONFIG = DetectorConfig().replace(**changes)
     data = find_data(args.data)
     if data is None:
         print("bench_world: shared data folder not found; skipped.")

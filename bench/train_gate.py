@@ -22,8 +22,9 @@ Usage::
 
     PYTHONPATH=. python bench/train_gate.py [--scenes 240] [--out stepsound/detect/models/gate.npz]
 
-Prints the fit and, on the tuning scenes of bench_world, F50 with and without the gate at several
-thresholds (choose the threshold there: ``--threshold``).
+Prints the fit per round.  The threshold written to the archive (``--threshold``) is chosen on
+bench_world's tuning scenes only: ``DetectorConfig(gate=PATH, gate_threshold=T)`` for several T with
+``bench_world.py --tuning-only`` (see bench/RESULTS.md, "candidate gate").
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ STEPS = bw.TUNING_STEPS + ("gen_impact",)
 GEN_RATE = 48000
 BEFORE_S, AFTER_S = 0.060, 0.020
 HIDDEN = 12
+ROUND2_THRESHOLD = 0.3   # the round-1 gate's threshold while round 2 logs candidates
 _DATA: Path | None = None
 _BANKS: dict | None = None
 
@@ -161,7 +163,8 @@ def main(argv=None) -> int:
     ap.add_argument("--duration", type=float, default=30.0, help="scene length [s]")
     ap.add_argument("--data", default=None, help="shared data folder (default <repo>/../shared/data)")
     ap.add_argument("--out", default="stepsound/detect/models/gate.npz")
-    ap.add_argument("--threshold", type=float, default=0.3, help="gate threshold written to the archive")
+    ap.add_argument("--threshold", type=float, default=0.5,
+                    help="gate threshold written to the archive (chosen on bench_world --tuning-only)")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args(argv)
     data = bw.find_data(args.data)
@@ -185,7 +188,9 @@ def main(argv=None) -> int:
         path = Path(args.out)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, features=np.array(CANDIDATE_FEATURES), threshold=args.threshold, **weights)
+        # round 2 logs with the round-1 gate at ROUND2_THRESHOLD; the archive ships args.threshold
+        thr = args.threshold if rnd == 1 else ROUND2_THRESHOLD
+        np.savez(tmp, features=np.array(CANDIDATE_FEATURES), threshold=thr, **weights)
         tmp.replace(path)
         gate_path = str(path)
     print(f"wrote {args.out} (hidden {HIDDEN}, threshold {args.threshold})")
