@@ -22,7 +22,7 @@ fraction of the recent steps' ODF peaks, never below an absolute minimum)
 outside the refractory interval, as soon as its ODF peak is confirmed.  The
 onset is then refined to the sample in a ring buffer of the broadband signal.
 
-Two kinds of event are produced:
+Three kinds of event are produced:
 
 * ``EVENT_ONSET``: a committed step, ``confirm`` hops after its onset hop at
   the latest (this is the detection latency);
@@ -34,6 +34,10 @@ Two kinds of event are produced:
   ``override_db`` above it) is still a step: a sound before the step (a
   clink, a consonant, a scuff) had taken its place.  Consumers drop the
   earlier detection from the rhythm and the step count.
+
+A candidate that passes the level gate can still be vetoed by the *candidate
+gate* (:meth:`StepDetector.set_gate`): a small network scores it, once, from
+:data:`CANDIDATE_FEATURES`; a vetoed candidate opens no refractory interval.
 
 With a learned model (:meth:`StepDetector.set_model`) the model's probability
 times a scale is the ODF instead; a model of version 2 also reads the
@@ -57,7 +61,7 @@ DEF NSOS = 6        # biquad sections
 DEF MAXW = 256      # max hops in a feature window
 DEF LOOKBACK_GAP = 2    # hops below the line the look-back may step over
 DEF MAXRISE = 128   # hops of per-band power history (fast + reference windows)
-DEF NCF = 14        # features of a candidate step (the gate's inputs, see _cand_features)
+DEF NCF = 14        # features of a candidate step (the gate's inputs, see _gate_score)
 DEF MAXGH = 32      # most hidden units of the candidate gate
 
 DEF _ONSET = 1
@@ -1035,7 +1039,7 @@ cdef class StepDetector:
                     pass
                 elif self.n_steps_seen < 4 or self.cand_level >= self.step_db - gate:
                     passed = 1
-                if self.has_gate or self.clog_n < self.clog_cap:
+                if (self.has_gate and passed) or self.clog_n < self.clog_cap:
                     score = self._gate_score(passed)
                     if score < self.g_thr:
                         passed = 0
@@ -1425,8 +1429,8 @@ cdef class StepDetector:
         """Forget the last detection's place in the rhythm before a stronger step replaces it.
 
         Its interval leaves the interval history and the step committed next
-        is timed from the detection before it.  (Its event was emitted already:
-        the cadence tracker finds it too early for the rhythm, or this step.)
+        is timed from the detection before it.  (Its events were emitted
+        already; the next onset event says it supersedes it.)
         """
         cdef int s
         if self.last_pushed:
