@@ -43,7 +43,7 @@ import bench_world as bw  # noqa: E402
 import train_stepnet as ts  # noqa: E402
 from _common import stable_seed  # noqa: E402
 from stepsound.detect._core import CANDIDATE_FEATURES  # noqa: E402
-from stepsound.detect.detector import Detector, DetectorConfig, Onset  # noqa: E402
+from stepsound.detect.detector import Detector, DetectorConfig  # noqa: E402
 
 BEDS = bw.TUNING_BEDS + ts.GEN_BEDS
 #: Step families: the tuning banks, and generated impacts (not stepsound.synth, which stays held out)

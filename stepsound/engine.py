@@ -171,7 +171,6 @@ class Engine:
         self.tick_samples = max(1, int(round(tick_s * self.sample_rate)))
         self._next_tick = self.tick_samples
         self._pending: dict[int, StepOnsetEvent] = {}
-        self._last_onset: int | None = None
 
     @property
     def latency_samples(self) -> int:
@@ -196,11 +195,10 @@ class Engine:
             if isinstance(ev, Onset):
                 # a tick at t reflects the onsets detected at or before t
                 self._ticks_until(ev.detect_sample - 1, out)
-                timing = self.cadence.add(ev.onset_sample, ev.supersedes)
+                timing = self.cadence.add(ev.onset_sample, ev.supersedes is not None)
                 onset = StepOnsetEvent(ev.onset_sample, ev.detect_sample, timing.cadence_spm,
                                        timing.smoothed_spm, timing.side, timing.extra, timing.missed,
-                                       self._last_onset if ev.supersedes else None)
-                self._last_onset = ev.onset_sample
+                                       ev.supersedes)
                 self._pending[ev.onset_sample] = onset
                 out.append(onset)
             elif isinstance(ev, StepFeatures):

@@ -25,6 +25,21 @@ def bursts(sample_rate=16000, duration_s=12.0, cadence_spm=170.0, noise_rms=0.01
     return x.astype(np.float32), np.array(onsets, dtype=np.int64)
 
 
+def clinks_before(x, onsets, sample_rate, every, before_s, rel_db, seed=5):
+    """Add a "clink" (a noise burst shaped like the steps' bursts, ``rel_db`` re their level) ``before_s`` before
+    every ``every``-th step (from the 8th on, once the rhythm is known); return the audio and the clink samples."""
+    rng = np.random.default_rng(seed)
+    y = x.copy()
+    n = int(0.06 * sample_rate)
+    env = np.exp(-np.arange(n) / (0.012 * sample_rate))
+    clicks = []
+    for k in range(8, len(onsets), every):
+        a = int(onsets[k] - before_s * sample_rate)
+        y[a:a + n] += (0.3 * 10 ** (rel_db / 20) * rng.normal(0.0, 1.0, n) * env).astype(np.float32)
+        clicks.append(a)
+    return y, np.array(clicks)
+
+
 def match(found, truth, tolerance):
     """Greedy one-to-one matching; returns (hits, misses, false_alarms, errors)."""
     found = sorted(int(f) for f in found)

@@ -13,7 +13,7 @@ import soundfile as sf
 from stepsound.analyze import analyze_file
 from stepsound.cli.main import main
 
-from _signals import bursts, match
+from _signals import bursts, clinks_before, match
 
 SR = 16000
 
@@ -283,10 +283,9 @@ def test_every_documented_summary_key_is_in_a_fast_replay(tmp_path):
 def test_a_superseded_detection_is_not_counted_as_a_step(tmp_path):
     # a clink 4 dB under the steps, 130 ms before every third step, is detected first; the step
     # that follows supersedes it: the outputs count the steps, not the clinks
-    from test_detect import _clicks_before
 
     x, truth = bursts(sample_rate=SR, duration_s=16.0, cadence_spm=150.0, noise_rms=0.01, jitter=0.0, seed=4)
-    y, clicks = _clicks_before(x, truth, SR, every=3, before_s=0.13, rel_db=-4.0)
+    y, clicks = clinks_before(x, truth, SR, every=3, before_s=0.13, rel_db=-4.0)
     path = tmp_path / "clinks.flac"
     sf.write(path, y, SR)
     a = analyze_file(str(path))

@@ -21,7 +21,7 @@ from stepsound.session.core import SessionCore, SessionLog
 from stepsound.store import SessionStore
 from stepsynth import read_truth_csv
 
-from _signals import locate_in_recording, match
+from _signals import clinks_before, locate_in_recording, match
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "audio_fixtures"
@@ -51,12 +51,11 @@ def test_a_superseded_detection_is_no_step_in_the_session_database(tmp_path, mon
     # marked extra there, and not be counted
     import stepsound.session.core as session_core
     from _signals import bursts
-    from test_detect import _clicks_before
 
     monkeypatch.setattr(session_core, "FLUSH_S", 0.0)      # flush on every block
     sr = 16000
     x, truth = bursts(sample_rate=sr, duration_s=16.0, cadence_spm=150.0, noise_rms=0.01, jitter=0.0, seed=4)
-    y, clicks = _clicks_before(x, truth, sr, every=3, before_s=0.13, rel_db=-4.0)
+    y, clicks = clinks_before(x, truth, sr, every=3, before_s=0.13, rel_db=-4.0)
     store = SessionStore(str(tmp_path / "s.sqlite"))
     core = SessionCore(sr, CoachConfig())
     sid = store.begin(source="synthetic", sample_rate=sr, target=None, cues_mode="always")

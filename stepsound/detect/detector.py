@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 import numpy as np
 
 from stepsound.detect._core import (CANDIDATE_FEATURES, EVENT_ONSET, EVENT_ONSET_SUPERSEDES, EVENT_STEP,
                                     FEATURE_NAMES, StepDetector)
+from stepsound.detect.models import archive
 from stepsound.errors import ParameterError
 
 MIN_SAMPLE_RATE = 8000
-#: Candidate gates shipped in the package, by name (see ``DetectorConfig.gate``).
-GATES = {"gate": str(Path(__file__).resolve().parent / "models" / "gate.npz")}
 MAX_SAMPLE_RATE = 192000
 
 
@@ -135,16 +133,17 @@ class Onset:
         First sample of the footfall (int64 sample clock of the stream).
     detect_sample : int
         Sample clock when the detector committed to the step.
-    supersedes : bool
-        This step replaces the onset emitted just before it: that detection
-        (a sound just before the step) had taken its place, and this one,
-        inside its refractory interval, was far stronger (see
-        ``DetectorConfig.override_ratio``).
+    supersedes : int or None
+        Onset sample of the onset emitted just before this one, which this
+        step replaces: that detection (a sound just before the step) had
+        taken its place, and this one, inside its refractory interval, was
+        far stronger (see ``DetectorConfig.override_ratio``).  None for most
+        steps.
     """
 
     onset_sample: int
     detect_sample: int
-    supersedes: bool = False
+    supersedes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -277,21 +276,22 @@ class Detector:
             raise ParameterError(str(exc)) from None
         self.hop_length = hop_length
         self._max_block = self._core.max_block
+        self._last_onset: int | None = None     # the onset a superseding one replaces
         self.gate_threshold = None
         if c.gate is not None:
             self.gate_threshold = self._set_gate(c.gate, c.gate_threshold)
         if c.model is not None:
-            from stepsound.detect.stepnet import make_stepnet, model_path
+            from stepsound.detect.stepnet import make_stepnet
 
             try:
                 net = make_stepnet(self.sample_rate, hop_length, self._max_block,
-                                   model_path(c.model))
+                                   archive(c.model))
                 self._core.set_model(net, c.model_scale, c.threshold_abs)
             except (OSError, KeyError, ValueError) as exc:
                 raise ParameterError(f"model={c.model!r}: {exc}") from None
 
     def _set_gate(self, name: str, threshold: float | None) -> float:
-        path = GATES.get(name, name)
+        path = archive(name)
         try:
             with np.load(path, allow_pickle=False) as z:
                 w = {k: z[k] for k in ("mu", "sd", "w1", "b1", "w2", "b2", "threshold")}
@@ -340,6 +340,7 @@ class Detector:
     def reset(self) -> None:
         """Forget everything (filters, noise floors, rhythm, clock)."""
         self._core.reset()
+        self._last_onset = None
 
     def process(self, block: np.ndarray, ref: np.ndarray | None = None) -> list:
         """Feed one block of mono audio; return the completed events, in order.
@@ -370,10 +371,10 @@ class Detector:
             for i in range(n):
                 onset = int(core.onset_samples[i])
                 detect = int(core.detect_samples[i])
-                if core.kinds[i] == EVENT_ONSET:
-                    events.append(Onset(onset, detect))
-                elif core.kinds[i] == EVENT_ONSET_SUPERSEDES:
-                    events.append(Onset(onset, detect, True))
+                if core.kinds[i] == EVENT_ONSET or core.kinds[i] == EVENT_ONSET_SUPERSEDES:
+                    events.append(Onset(onset, detect,
+                                        self._last_onset if core.kinds[i] == EVENT_ONSET_SUPERSEDES else None))
+                    self._last_onset = onset
                 elif core.kinds[i] == EVENT_STEP:
                     row = core.features[i]
                     events.append(StepFeatures(onset, detect, dict(zip(FEATURE_NAMES, map(float, row)))))

@@ -21,18 +21,18 @@ from __future__ import annotations
 import functools
 import json
 import math
-from pathlib import Path
 
 import numpy as np
+
+from stepsound.detect.models import SHIPPED
 
 #: Default band centres [Hz]: 16 log-spaced from 60 Hz to 3.4 kHz (all below
 #: the 4 kHz Nyquist frequency of 8 kHz audio, so every rate has every band).
 DEFAULT_CENTRES_HZ = tuple(float(f) for f in np.geomspace(60.0, 3400.0, 16))
 DEFAULT_Q = 3.0
-MODEL_PATH = Path(__file__).resolve().parent / "models" / "stepnet.npz"
-#: Shipped models by name (``DetectorConfig.model``).  Since version 2 the shipped
-#: ``stepnet`` also reads the hand-made ODF of each hop (``n_extra`` = 3).
-MODELS = {"stepnet": MODEL_PATH}
+#: The shipped model (``DetectorConfig.model = "stepnet"``); since version 2 it also reads the
+#: hand-made ODF of each hop (``n_extra`` = 3).
+MODEL_PATH = SHIPPED["stepnet"]
 
 
 def bandpass(freq_hz: float, q: float, sample_rate: float) -> np.ndarray:
@@ -90,11 +90,6 @@ def model_info(path: str | None = None) -> dict:
     return json.loads(str(m["info"])) if "info" in m else {}
 
 
-def model_path(name: str) -> str:
-    """The archive of a shipped model's name (``"stepnet"``), or ``name`` itself (a path)."""
-    return str(MODELS[name]) if name in MODELS else str(name)
-
-
 def make_stepnet(sample_rate: int, hop_length: int, max_block: int, path: str | None = None):
     """A fresh :class:`stepsound.detect._stepnet.StepNet` with the model's weights.
 
@@ -129,5 +124,5 @@ def feature_extractor(sample_rate: int, hop_length: int, centres_hz=DEFAULT_CENT
                    floor_down_db_s=floor_down_db_s)
 
 
-__all__ = ["DEFAULT_CENTRES_HZ", "DEFAULT_Q", "MODEL_PATH", "MODELS", "model_path", "bandpass", "design_bands", "load_model", "model_info",
+__all__ = ["DEFAULT_CENTRES_HZ", "DEFAULT_Q", "MODEL_PATH", "bandpass", "design_bands", "load_model", "model_info",
            "make_stepnet", "feature_extractor"]
