@@ -997,7 +997,11 @@ cdef class StepDetector:
                     self.state = 1
                     self.cand_override = 0
                 elif (self.override_ratio > 0.0 and odf > self.override_ratio * self.last_peak
-                        and h - self.prev_onset_hop >= self.min_interval_hops):
+                        and h - self.prev_onset_hop >= self.min_interval_hops
+                        and not (self.use_ref and self.out_hist[(self.hist_pos - 1 + MAXRISE) % MAXRISE]
+                                 > pow(10.0, self.floor_db[0] / 10.0))):
+                    # (never where our own output may be heard over the noise: a click the
+                    # canceller missed is louder than the step before it, and would replace it)
                     # inside the refractory interval of the last detection, but far
                     # stronger: the step that detection (a clink, a consonant, a
                     # scuff) came before; confirmed like any candidate
