@@ -195,8 +195,17 @@ cdef class StepDetector:
     level_gate_db : float [dB]
         After the first steps, a candidate more than this far below the
         typical step level (broadband, dBFS) is not a footfall; one that comes
-        earlier than 3/4 of the usual step interval must be within 6 dB of it
-        and have at least 0.6 of the usual ODF peak.
+        earlier than ``early_ratio`` of the usual step interval must be within
+        ``early_gate_db`` of it and have at least ``early_peak`` of the usual
+        ODF peak.
+    early_ratio : float
+        Fraction of the median recent step interval before which a candidate
+        is *early* (default 0.75; 0: never).
+    early_gate_db : float [dB]
+        Level gate of an early candidate (default 6).
+    early_peak : float
+        ODF peak an early candidate needs, as a fraction of the typical one
+        (default 0.6).
     capacity : int
         Size of the internal event table; :meth:`process` must be fed at most
         :attr:`max_block` samples per call so the table cannot overflow.
@@ -255,7 +264,7 @@ cdef class StepDetector:
     cdef double[:, ::1] clog_v
     cdef long long clog_n, clog_cap
     cdef readonly double step_db       # typical broadband level of recent steps [dBFS]
-    cdef double gate_db, early_gate_db
+    cdef double gate_db, early_gate_db, early_ratio, early_peak
     cdef long long last_onset_hop
     # a louder step inside the refractory interval of a quieter detection
     # supersedes it (see _end_hop): the detection before it, its ODF peak and
@@ -332,7 +341,8 @@ cdef class StepDetector:
                  double confirm_s=0.008, double abs_floor_db=-100.0,
                  fast_windows_s=(0.008, 0.02, 0.005, 0.004), double lookback_s=0.08,
                  double lookback_db=8.0, double pre_window_s=0.06, double level_gate_db=20.0,
-                 double override_ratio=0.0, double override_db=0.0, int capacity=64):
+                 double override_ratio=0.0, double override_db=0.0, double early_ratio=0.75,
+                 double early_gate_db=6.0, double early_peak=0.6, int capacity=64):
         cdef int i, j
         if not (8000 <= sample_rate <= 192000):
             raise ValueError(f"sample_rate={sample_rate} must be between 8000 and 192000 Hz")
@@ -387,7 +397,13 @@ cdef class StepDetector:
             raise ValueError(f"override_ratio={override_ratio} must be >= 0 (0: off), override_db finite")
         self.override_ratio = override_ratio
         self.override_db = override_db
-        self.early_gate_db = 6.0
+        if not (isfinite(early_ratio) and 0 <= early_ratio <= 2 and isfinite(early_gate_db)
+                and isfinite(early_peak) and early_peak >= 0):
+            raise ValueError(f"early_ratio={early_ratio} must be in [0, 2], early_gate_db and "
+                             f"early_peak={early_peak} finite (early_peak >= 0)")
+        self.early_ratio = early_ratio
+        self.early_gate_db = early_gate_db
+        self.early_peak = early_peak
         self.ref_decay = pow(10.0, -hop_s / 0.02)      # reference hold: -10 dB per 20 ms
         self.leak_margin_db = 6.0
         self.veto_hops = max(2, <int> (0.006 / hop_s + 0.5))  # + arrival tolerance
@@ -1031,11 +1047,11 @@ cdef class StepDetector:
                 # far quieter than this runner's steps (a toe-off scuff, a
                 # rustle heard in a silent room): not a footfall
                 gate = self.gate_db
-                if self.n_intervals >= 3 and h - self.last_onset_hop < 0.75 * self._median_interval():
+                if self.n_intervals >= 3 and h - self.last_onset_hop < self.early_ratio * self._median_interval():
                     # earlier than the rhythm expects: only a step as loud as
                     # this runner's steps (not a scuff or a rustle between steps)
                     gate = self.early_gate_db
-                    if self.cand_peak < 0.6 * self.step_level:
+                    if self.cand_peak < self.early_peak * self.step_level:
                         gate = -1e9
                 passed = 0
                 if self.cand_override and (self.cand_peak < self.override_ratio * self.last_peak

@@ -67,6 +67,12 @@ class DetectorConfig:
         *supersedes* the earlier detection (:attr:`Onset.supersedes`); 0: off.
     override_db : float [dB]
         ... and whose broadband level is at least this much above it.
+    early_ratio, early_gate_db, early_peak : float
+        A candidate earlier than ``early_ratio`` of the median recent step
+        interval after the last detection must be within ``early_gate_db``
+        [dB] of the typical step level and have ``early_peak`` of the
+        typical ODF peak (not a scuff or rustle between steps); see
+        :class:`stepsound.detect._core.StepDetector`.
     gate : str or None
         Candidate gate: ``"gate"`` = the small network shipped in the package
         (``stepsound/detect/models/gate.npz``, trained by
@@ -110,6 +116,9 @@ class DetectorConfig:
     band_weights: tuple = (1.0, 0.5, 1.0, 1.0)
     override_ratio: float = 1.0
     override_db: float = 3.0
+    early_ratio: float = 0.75
+    early_gate_db: float = 6.0
+    early_peak: float = 0.6
     gate: str | None = "gate"
     gate_threshold: float | None = None
     model: str | None = None
@@ -271,7 +280,8 @@ class Detector:
                 excess_margin_db=c.excess_margin_db, threshold_abs=threshold_abs,
                 threshold_rel=c.threshold_rel, confirm_s=c.confirm_s, pre_window_s=c.pre_window_s,
                 fast_windows_s=np.asarray(c.fast_windows_s, float), override_ratio=c.override_ratio,
-                override_db=c.override_db, capacity=64)
+                override_db=c.override_db, early_ratio=c.early_ratio, early_gate_db=c.early_gate_db,
+                early_peak=c.early_peak, capacity=64)
         except ValueError as exc:
             raise ParameterError(str(exc)) from None
         self.hop_length = hop_length
