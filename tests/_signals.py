@@ -122,3 +122,18 @@ def locate_in_recording(recording, recording_rate, source, source_rate, times_s,
         if norm[k] >= min_corr:
             out[i] = (lo + k + h) / rate
     return out
+
+
+def burst_train(onsets, levels, sample_rate=16000, duration_s=20.0, noise_rms=0.01, seed=1):
+    """Footfall-like bursts (as in :func:`bursts`) at the given onset samples and peak levels, in white noise.
+
+    Returns audio float32.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(duration_s * sample_rate)
+    x = rng.normal(0.0, noise_rms, n)
+    length = int(0.08 * sample_rate)
+    env = np.exp(-np.arange(length) / (0.012 * sample_rate))
+    for pos, level in zip(onsets, levels):
+        x[pos:pos + length] += level * rng.normal(0.0, 1.0, length) * env
+    return x.astype(np.float32)

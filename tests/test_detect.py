@@ -5,7 +5,7 @@ import pytest
 from stepsound.detect.detector import Detector, DetectorConfig, Onset, StepFeatures, check_sample_rate, design_filters
 from stepsound.errors import ParameterError
 
-from _signals import bursts, clinks_before, match
+from _signals import burst_train, bursts, clinks_before, match
 
 
 def _feed(det, x, sizes):
@@ -182,6 +182,10 @@ def test_bad_config_is_rejected():
         Detector(16000, DetectorConfig(min_interval_s=float("nan")))
     with pytest.raises(ParameterError, match="feature_window_s"):
         Detector(16000, DetectorConfig(feature_window_s=0.5))
+    for field, value in (("early_ratio", 3.0), ("expect_tol", float("nan")), ("expect_rel", -1.0),
+                         ("halve_rel", float("inf"))):
+        with pytest.raises(ParameterError, match=field):
+            Detector(16000, DetectorConfig(**{field: value}))
 
 
 def test_filters_are_stable_at_every_rate():
@@ -283,6 +287,68 @@ def test_a_louder_step_supersedes_the_sound_that_took_its_place():
     for e in sup:
         assert e.supersedes == prev[e.onset_sample]                 # it names the onset just before it
         assert np.min(np.abs(clicks - e.supersedes)) <= tol         # and what it replaced is a clink
+
+
+def _onset_samples(det, y):
+    return [e.onset_sample for e in det.process(y) if isinstance(e, Onset)]
+
+
+def test_a_quiet_step_where_the_rhythm_expects_one_is_found():
+    # every third step from the 9th on is 16 dB quieter than the others: below
+    # the usual threshold, found where the rhythm expects a step; the same
+    # quiet burst a quarter interval late is not (it is not where a step is due)
+    sr = 16000
+    iv = int(sr * 60 / 150)
+    steps = np.arange(int(0.6 * sr), 19 * sr, iv)
+    quiet = np.zeros(len(steps), bool)
+    quiet[8::3] = True
+    levels = np.where(quiet, 0.3 * 10 ** (-16 / 20), 0.3)
+    y = burst_train(steps, levels, sr)
+    on = _onset_samples(Detector(sr), y)
+    assert match(on, steps[quiet], int(0.02 * sr))[0] == quiet.sum()
+    assert match(on, steps, int(0.02 * sr))[2] == 0
+    off = _onset_samples(Detector(sr, DetectorConfig(expect_rel=0.0)), y)
+    assert match(off, steps[quiet], int(0.02 * sr))[0] == 0
+    late = np.where(quiet, steps + iv // 4, steps)
+    on = _onset_samples(Detector(sr), burst_train(late, levels, sr))
+    assert match(on, late[quiet], int(0.02 * sr))[0] == 0
+    assert match(on, late[~quiet], int(0.02 * sr))[0] == (~quiet).sum()
+
+
+def _half_rate_scene(sr, quiet_db):
+    """Loud steps at 90 spm, then from the 9th on a quiet step half-way between each: a runner at 180 spm."""
+    iv = int(sr * 60 / 90)
+    loud = np.arange(int(0.6 * sr), 19 * sr, iv)
+    quiet = loud[8:] + iv // 2
+    onsets = np.concatenate([loud, quiet])
+    levels = np.concatenate([np.full(len(loud), 0.3), np.full(len(quiet), 0.3 * 10 ** (quiet_db / 20))])
+    order = np.argsort(onsets)
+    return burst_train(onsets[order], levels[order], sr), loud, quiet
+
+
+def test_a_rhythm_at_half_the_step_rate_is_halved():
+    # once the quiet steps half-way between the loud ones have shown in three of
+    # four intervals, the rhythm halves and they are steps; never a false onset
+    sr = 16000
+    y, loud, quiet = _half_rate_scene(sr, -12.0)
+    on = _onset_samples(Detector(sr), y)
+    tol = int(0.02 * sr)
+    assert match(on, loud, tol)[0] == len(loud)
+    found = [match(on, [q], tol)[0] for q in quiet]
+    assert sum(found) >= len(quiet) - 4 and all(found[4:])
+    assert match(on, np.concatenate([loud, quiet]), tol)[2] == 0
+    off = _onset_samples(Detector(sr, DetectorConfig(halve_rel=0.0)), y)
+    assert match(off, quiet, tol)[0] == 0
+
+
+def test_rhythm_changes_are_block_size_invariant():
+    sr = 16000
+    y, _, _ = _half_rate_scene(sr, -12.0)
+    whole = _onset_samples(Detector(sr), y)
+    rng = np.random.default_rng(5)
+    sizes = [int(s) for s in rng.integers(1, 3000, size=400)]
+    chunked = [e.onset_sample for e in _feed(Detector(sr), y, sizes) if isinstance(e, Onset)]
+    assert chunked == whole
 
 
 def test_supersession_is_block_size_invariant():

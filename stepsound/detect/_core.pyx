@@ -206,6 +206,13 @@ cdef class StepDetector:
     early_peak : float
         ODF peak an early candidate needs, as a fraction of the typical one
         (default 0.6).
+    expect_tol, expect_rel, expect_abs : float
+        Within ``expect_tol`` of one median step interval after the last
+        detection (where the rhythm expects the next step) the ODF threshold
+        is ``expect_rel`` times the typical step peak, if that is lower (never
+        below ``expect_abs * threshold_abs``); ``expect_rel`` 0: off.
+    halve_rel : float
+        Half-rate escape (see ``_half_rate_check``); 0: off.
     capacity : int
         Size of the internal event table; :meth:`process` must be fed at most
         :attr:`max_block` samples per call so the table cannot overflow.
@@ -265,6 +272,10 @@ cdef class StepDetector:
     cdef long long clog_n, clog_cap
     cdef readonly double step_db       # typical broadband level of recent steps [dBFS]
     cdef double gate_db, early_gate_db, early_ratio, early_peak
+    cdef double expect_tol, expect_rel, expect_abs
+    # half-rate escape: the ODF peak half-way between detections vs around it
+    cdef double halve_rel, mid_peak, side_peak
+    cdef int mid_hist
     cdef long long last_onset_hop
     # a louder step inside the refractory interval of a quieter detection
     # supersedes it (see _end_hop): the detection before it, its ODF peak and
@@ -315,6 +326,7 @@ cdef class StepDetector:
     cdef int ref_shift
     cdef readonly int shift_changes
     cdef int lag_window_hops
+    cdef long long last_out_hop       # latest hop in which we played something (reference mode)
     cdef double leak_db[NB]
     cdef double leak_db_other[NB]   # the other leak state's gains (see set_leak_state)
     cdef int leak_state
@@ -342,7 +354,8 @@ cdef class StepDetector:
                  fast_windows_s=(0.008, 0.02, 0.005, 0.004), double lookback_s=0.08,
                  double lookback_db=8.0, double pre_window_s=0.06, double level_gate_db=20.0,
                  double override_ratio=0.0, double override_db=0.0, double early_ratio=0.75,
-                 double early_gate_db=6.0, double early_peak=0.6, int capacity=64):
+                 double early_gate_db=6.0, double early_peak=0.6, double expect_tol=0.15,
+                 double expect_rel=0.0, double expect_abs=1.0, double halve_rel=0.0, int capacity=64):
         cdef int i, j
         if not (8000 <= sample_rate <= 192000):
             raise ValueError(f"sample_rate={sample_rate} must be between 8000 and 192000 Hz")
@@ -404,6 +417,16 @@ cdef class StepDetector:
         self.early_ratio = early_ratio
         self.early_gate_db = early_gate_db
         self.early_peak = early_peak
+        if not (isfinite(expect_tol) and 0 <= expect_tol <= 0.5 and isfinite(expect_rel) and expect_rel >= 0
+                and isfinite(expect_abs) and expect_abs > 0):
+            raise ValueError(f"expect_tol={expect_tol} must be in [0, 0.5], expect_rel={expect_rel} >= 0, "
+                             f"expect_abs={expect_abs} > 0")
+        self.expect_tol = expect_tol
+        self.expect_rel = expect_rel
+        self.expect_abs = expect_abs
+        if not (isfinite(halve_rel) and halve_rel >= 0):
+            raise ValueError(f"halve_rel={halve_rel} must be >= 0 (0: off)")
+        self.halve_rel = halve_rel
         self.ref_decay = pow(10.0, -hop_s / 0.02)      # reference hold: -10 dB per 20 ms
         self.leak_margin_db = 6.0
         self.veto_hops = max(2, <int> (0.006 / hop_s + 0.5))  # + arrival tolerance
@@ -614,6 +637,10 @@ cdef class StepDetector:
         self.last_silent_hop = -(1 << 40)
         self.n_steps_seen = 0
         self.n_intervals = 0
+        self.mid_peak = 0.0
+        self.side_peak = 0.0
+        self.mid_hist = 0
+        self.last_out_hop = -(1 << 40)
         self.collecting = 0
         self.cur_onset_hop = -(1 << 40)
         self.win_len = 0
@@ -881,8 +908,8 @@ cdef class StepDetector:
         """Per-hop update: levels, noise floors, ODF, peak picking, features."""
         cdef int b, k, j
         cdef double e[NB]
-        cdef double p, excess, lowest, rise, contrib, odf, thr, up, down, fast, ref, above, hand, c2, score
-        cdef bint passed
+        cdef double p, excess, lowest, rise, contrib, odf, thr, up, down, fast, ref, above, hand, c2, score, med, t2
+        cdef bint passed, quiet_out
         cdef double inv = 1.0 / self.hop_length
         cdef long long h = self.hop_index
         cdef int refractory
@@ -1003,9 +1030,28 @@ cdef class StepDetector:
             thr = self.thr_abs
         refractory = self.min_interval_hops
         if self.n_intervals >= 3:
-            k = <int> (self.refractory_fraction * self._median_interval())
+            med = self._median_interval()
+            k = <int> (self.refractory_fraction * med)
             if k > refractory:
                 refractory = k
+            # (both never within 200 ms after we played something: our own
+            # click, before the canceller has its round trip right, is no step)
+            quiet_out = not self.use_ref or h - self.last_out_hop > self.lag_window_hops
+            if self.halve_rel > 0.0 and quiet_out:
+                t2 = (h - self.last_onset_hop) / med
+                if 0.38 <= t2 <= 0.62:
+                    if odf > self.mid_peak:
+                        self.mid_peak = odf
+                elif 0.15 <= t2 <= 0.85 and odf > self.side_peak:
+                    self.side_peak = odf
+            if (self.expect_rel > 0.0 and quiet_out
+                    and fabs((h - self.last_onset_hop) / med - 1.0) <= self.expect_tol):
+                # where the rhythm expects the next step: a quieter one is still a step
+                t2 = self.expect_rel * self.step_level
+                if t2 < self.expect_abs * self.thr_abs:
+                    t2 = self.expect_abs * self.thr_abs
+                if t2 < thr:
+                    thr = t2
         if self.state == 0:
             if (odf > thr and not self.collecting
                     and self.first_signal_hop >= 0 and h >= self.first_signal_hop + self.settle_hops):
@@ -1129,6 +1175,8 @@ cdef class StepDetector:
                     prev = self.rref[b][j]
             if b == 0:
                 self._track_lag(h, raw, prev_raw, p, noise)
+                if raw > 1e-13:
+                    self.last_out_hop = h
                 self.out_hist[self.hist_pos] = self.ref_hold[0] * pow(10.0, (self.leak_db[0] + self.leak_margin_db) / 10.0)
             if r > 1e-13 and r > 2.0 * prev:
                 # as long as the input's rise measure (fast window + reference
@@ -1361,6 +1409,8 @@ cdef class StepDetector:
         # interval bookkeeping (for the adaptive refractory period)
         gap = self.cand_hop - self.last_onset_hop
         self.last_pushed = 0
+        if self.halve_rel > 0.0:
+            self._half_rate_check(gap)
         if self.n_steps_seen > 0 and gap < 2 * self.warm_hops:
             for s in range(7, 0, -1):
                 self.intervals[s] = self.intervals[s - 1]
@@ -1444,6 +1494,34 @@ cdef class StepDetector:
                 self.clog_v[self.clog_n, 3 + j] = f[j]
             self.clog_n += 1
         return out
+
+    cdef void _half_rate_check(self, long long gap) noexcept nogil:
+        """Is the rhythm twice the runner's step interval?  Then halve it.
+
+        When the step interval is twice the true one (every other step too
+        quiet to pass), the refractory interval and the early gate keep it
+        so.  The evidence: in 3 of the last 4 intervals that kept the rhythm,
+        the ODF peaked half-way (0.38-0.62 of the interval) at ``halve_rel``
+        of the typical step peak or more, twice as high as anywhere else
+        between 0.15 and 0.85 of the interval.
+        """
+        cdef double med, ratio
+        cdef int s, ev = 0, n = 0
+        if self.n_intervals >= 3:
+            med = self._median_interval()
+            ratio = gap / med
+            if 0.8 <= ratio <= 1.25:
+                ev = (self.mid_peak >= self.halve_rel * self.step_level
+                      and self.mid_peak >= 2.0 * self.side_peak)
+                self.mid_hist = ((self.mid_hist << 1) | ev) & 15
+                for s in range(4):
+                    n += (self.mid_hist >> s) & 1
+                if n >= 3:
+                    for s in range(8):
+                        self.intervals[s] = self.intervals[s] // 2
+                    self.mid_hist = 0
+        self.mid_peak = 0.0
+        self.side_peak = 0.0
 
     cdef void _supersede(self) noexcept nogil:
         """Forget the last detection's place in the rhythm before a stronger step replaces it.

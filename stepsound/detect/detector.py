@@ -73,6 +73,17 @@ class DetectorConfig:
         [dB] of the typical step level and have ``early_peak`` of the
         typical ODF peak (not a scuff or rustle between steps); see
         :class:`stepsound.detect._core.StepDetector`.
+    expect_tol, expect_rel, expect_abs : float
+        Where the rhythm expects the next step (within ``expect_tol`` of the
+        median recent step interval after the last detection) the ODF
+        threshold drops to ``expect_rel`` of the typical step peak (never
+        below ``expect_abs`` times ``threshold_abs``): a quieter landing on
+        the rhythm is still a step.  ``expect_rel`` 0: off.
+    halve_rel : float
+        Half-rate escape: when the ODF peaks half-way between detections (at
+        ``halve_rel`` of the typical step peak or more, twice as high as
+        elsewhere in the interval) in 3 of 4 intervals, every other step was
+        being missed, and the rhythm's interval is halved.  0: off.
     gate : str or None
         Candidate gate: ``"gate"`` = the small network shipped in the package
         (``stepsound/detect/models/gate.npz``, trained by
@@ -119,6 +130,10 @@ class DetectorConfig:
     early_ratio: float = 0.75
     early_gate_db: float = 6.0
     early_peak: float = 0.6
+    expect_tol: float = 0.1
+    expect_rel: float = 0.25
+    expect_abs: float = 1.0
+    halve_rel: float = 0.25
     gate: str | None = "gate"
     gate_threshold: float | None = None
     model: str | None = None
@@ -281,7 +296,8 @@ class Detector:
                 threshold_rel=c.threshold_rel, confirm_s=c.confirm_s, pre_window_s=c.pre_window_s,
                 fast_windows_s=np.asarray(c.fast_windows_s, float), override_ratio=c.override_ratio,
                 override_db=c.override_db, early_ratio=c.early_ratio, early_gate_db=c.early_gate_db,
-                early_peak=c.early_peak, capacity=64)
+                early_peak=c.early_peak, expect_tol=c.expect_tol, expect_rel=c.expect_rel,
+                expect_abs=c.expect_abs, halve_rel=c.halve_rel, capacity=64)
         except ValueError as exc:
             raise ParameterError(str(exc)) from None
         self.hop_length = hop_length
