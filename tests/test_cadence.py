@@ -116,3 +116,23 @@ def test_supersedes_without_an_earlier_step_is_a_plain_add():
     tr = CadenceTracker(SR)
     first = tr.add(0, supersedes=True)
     assert first.side == "L" and not first.extra
+
+
+def test_sounds_that_keep_no_stride_show_no_cadence_but_a_limp_does():
+    # after a steady run, sounds whose intervals keep neither a stride nor a
+    # foot's interval (a 3-cycle 270/340/430 ms: strides agree within 25 %,
+    # but each interval differs from the one two before by > 20 %)
+    tr = CadenceTracker(SR)
+    onsets = list(np.arange(10) * 350)
+    t = onsets[-1]
+    for gap in [270, 340, 430] * 3:
+        t += gap
+        onsets.append(t)
+    feed(tr, onsets)
+    assert tr.at(onsets[-1] + 100) is None
+    # a limp: the long and the short interval alternate, each foot's repeats
+    tr = CadenceTracker(SR)
+    limp = np.cumsum([0] + [300, 400] * 10)
+    feed(tr, limp)
+    shown = tr.at(int(limp[-1]) + 100)
+    assert shown == pytest.approx(60000 / 350, abs=1.5)
