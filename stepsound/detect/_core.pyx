@@ -213,6 +213,14 @@ cdef class StepDetector:
         below ``expect_abs * threshold_abs``); ``expect_rel`` 0: off.
     halve_rel : float
         Half-rate escape (see ``_half_rate_check``); 0: off.
+    rhythm_override : float
+        Supersession by the rhythm: inside the refractory interval of a
+        detection that came off the rhythm, a candidate where the rhythm
+        expects the step (within ``expect_tol`` of the median interval after
+        the detection before it, and closer to it by ``expect_tol`` at
+        least; ``rhythm_tol``: how close a candidate must be) supersedes it with an ODF peak of ``rhythm_override`` times
+        that detection's, at any level (a clink or a consonant just before
+        the step had taken its place); 0: off.
     capacity : int
         Size of the internal event table; :meth:`process` must be fed at most
         :attr:`max_block` samples per call so the table cannot overflow.
@@ -280,10 +288,10 @@ cdef class StepDetector:
     # a louder step inside the refractory interval of a quieter detection
     # supersedes it (see _end_hop): the detection before it, its ODF peak and
     # level, and whether its interval went into the rhythm
-    cdef long long prev_onset_hop
+    cdef long long prev_onset_hop, replaced_hop
     cdef double last_peak, last_level
-    cdef bint last_pushed, cand_override
-    cdef readonly double override_ratio, override_db
+    cdef bint last_pushed, cand_override, cand_rhythm
+    cdef readonly double override_ratio, override_db, rhythm_override, rhythm_tol
     cdef double step_level     # typical ODF peak of recent steps (tracked)
     cdef long long first_signal_hop   # first hop that was not digital silence (-1: none yet)
     cdef long long last_silent_hop    # latest hop of digital silence
@@ -355,7 +363,8 @@ cdef class StepDetector:
                  double lookback_db=8.0, double pre_window_s=0.06, double level_gate_db=20.0,
                  double override_ratio=0.0, double override_db=0.0, double early_ratio=0.75,
                  double early_gate_db=6.0, double early_peak=0.6, double expect_tol=0.15,
-                 double expect_rel=0.0, double expect_abs=1.0, double halve_rel=0.0, int capacity=64):
+                 double expect_rel=0.0, double expect_abs=1.0, double halve_rel=0.0,
+                 double rhythm_override=0.0, double rhythm_tol=0.1, int capacity=64):
         cdef int i, j
         if not (8000 <= sample_rate <= 192000):
             raise ValueError(f"sample_rate={sample_rate} must be between 8000 and 192000 Hz")
@@ -427,6 +436,12 @@ cdef class StepDetector:
         if not (isfinite(halve_rel) and halve_rel >= 0):
             raise ValueError(f"halve_rel={halve_rel} must be >= 0 (0: off)")
         self.halve_rel = halve_rel
+        if not (isfinite(rhythm_override) and rhythm_override >= 0):
+            raise ValueError(f"rhythm_override={rhythm_override} must be >= 0 (0: off)")
+        self.rhythm_override = rhythm_override
+        if not (isfinite(rhythm_tol) and 0 <= rhythm_tol <= 0.5):
+            raise ValueError(f"rhythm_tol={rhythm_tol} must be in [0, 0.5]")
+        self.rhythm_tol = rhythm_tol
         self.ref_decay = pow(10.0, -hop_s / 0.02)      # reference hold: -10 dB per 20 ms
         self.leak_margin_db = 6.0
         self.veto_hops = max(2, <int> (0.006 / hop_s + 0.5))  # + arrival tolerance
@@ -450,6 +465,10 @@ cdef class StepDetector:
         cdef int spacing = self.min_interval_hops
         if override_ratio > 0.0 and self.feature_hops - self.lookback_hops - 2 < spacing:
             spacing = max(1, self.feature_hops - self.lookback_hops - 2)
+        if rhythm_override > 0.0:
+            # a supersession by the rhythm may follow the detection it replaces
+            # at once: two onsets and two steps per min interval
+            spacing = max(1, min(spacing, self.min_interval_hops // 2))
         self.max_block = max(1, (capacity // 2 - 2)) * spacing * hop_length
         ring_len = 1
         while ring_len < hop_length * (self.lookback_hops + self.confirm_hops + 8):
@@ -628,10 +647,12 @@ cdef class StepDetector:
         self.step_db = -300.0
         self.last_onset_hop = -(1 << 40)
         self.prev_onset_hop = -(1 << 40)
+        self.replaced_hop = -(1 << 40)
         self.last_peak = 0.0
         self.last_level = -300.0
         self.last_pushed = 0
         self.cand_override = 0
+        self.cand_rhythm = 0
         self.step_level = 0.0
         self.first_signal_hop = -1
         self.last_silent_hop = -(1 << 40)
@@ -909,7 +930,8 @@ cdef class StepDetector:
         cdef int b, k, j
         cdef double e[NB]
         cdef double p, excess, lowest, rise, contrib, odf, thr, up, down, fast, ref, above, hand, c2, score, med, t2
-        cdef bint passed, quiet_out
+        cdef bint passed, quiet_out = 1
+        cdef double pn, pl
         cdef double inv = 1.0 / self.hop_length
         cdef long long h = self.hop_index
         cdef int refractory
@@ -1029,6 +1051,7 @@ cdef class StepDetector:
         if thr < self.thr_abs:
             thr = self.thr_abs
         refractory = self.min_interval_hops
+        med = 0.0
         if self.n_intervals >= 3:
             med = self._median_interval()
             k = <int> (self.refractory_fraction * med)
@@ -1053,11 +1076,15 @@ cdef class StepDetector:
                 if t2 < thr:
                     thr = t2
         if self.state == 0:
-            if (odf > thr and not self.collecting
-                    and self.first_signal_hop >= 0 and h >= self.first_signal_hop + self.settle_hops):
-                if h - self.last_onset_hop >= refractory:
+            if (odf > thr and self.first_signal_hop >= 0 and h >= self.first_signal_hop + self.settle_hops):
+                # (while the last detection's features are still being
+                # collected, only a supersession by the rhythm may begin)
+                if self.collecting:
+                    pass
+                elif h - self.last_onset_hop >= refractory:
                     self.state = 1
                     self.cand_override = 0
+                    self.cand_rhythm = 0
                 elif (self.override_ratio > 0.0 and odf > self.override_ratio * self.last_peak
                         and h - self.prev_onset_hop >= self.min_interval_hops
                         and not (self.use_ref and self.out_hist[(self.hist_pos - 1 + MAXRISE) % MAXRISE]
@@ -1069,18 +1096,39 @@ cdef class StepDetector:
                     # scuff) came before; confirmed like any candidate
                     self.state = 1
                     self.cand_override = 1
-                if self.state == 1:
-                    self.cand_hop = h
-                    self.cand_peak = odf
-                    self.cand_level = e[0]
-                    for b in range(NB):
-                        self.cand_e[b] = e[b]
-                        p = 0.0
-                        for k in range(4, 12):
-                            p += self.hist[b][(self.hist_pos - 1 - k + MAXRISE) % MAXRISE]
-                        self.cand_ref[b] = _db(p / 8.0)
-                        if self.cand_ref[b] < self.abs_floor_db:
-                            self.cand_ref[b] = self.abs_floor_db
+                    self.cand_rhythm = 0
+            if (self.state == 0 and self.rhythm_override > 0.0 and med > 0.0 and quiet_out
+                    and self.first_signal_hop >= 0 and h >= self.first_signal_hop + self.settle_hops
+                    and h - self.last_onset_hop < refractory
+                    and h - self.prev_onset_hop >= self.min_interval_hops
+                    and odf > self.rhythm_override * self.last_peak):
+                # where the rhythm expects the step, after a detection that
+                # came off it: that detection took the step's place.  The
+                # threshold where the rhythm expects a step applies, timed
+                # from the detection before it.
+                pn = fabs((h - self.prev_onset_hop) / med - 1.0)
+                pl = fabs((self.last_onset_hop - self.prev_onset_hop) / med - 1.0)
+                t2 = thr
+                if self.expect_rel > 0.0:
+                    t2 = self.expect_rel * self.step_level
+                    if t2 < self.expect_abs * self.thr_abs:
+                        t2 = self.expect_abs * self.thr_abs
+                if pn <= self.rhythm_tol and pl >= pn + self.expect_tol and odf > t2:
+                    self.state = 1
+                    self.cand_override = 1
+                    self.cand_rhythm = 1
+            if self.state == 1:
+                self.cand_hop = h
+                self.cand_peak = odf
+                self.cand_level = e[0]
+                for b in range(NB):
+                    self.cand_e[b] = e[b]
+                    p = 0.0
+                    for k in range(4, 12):
+                        p += self.hist[b][(self.hist_pos - 1 - k + MAXRISE) % MAXRISE]
+                    self.cand_ref[b] = _db(p / 8.0)
+                    if self.cand_ref[b] < self.abs_floor_db:
+                        self.cand_ref[b] = self.abs_floor_db
         else:
             if odf > self.cand_peak:
                 self.cand_peak = odf
@@ -1093,15 +1141,20 @@ cdef class StepDetector:
                 # far quieter than this runner's steps (a toe-off scuff, a
                 # rustle heard in a silent room): not a footfall
                 gate = self.gate_db
-                if self.n_intervals >= 3 and h - self.last_onset_hop < self.early_ratio * self._median_interval():
+                if (self.n_intervals >= 3 and not self.cand_rhythm
+                        and h - self.last_onset_hop < self.early_ratio * self._median_interval()):
                     # earlier than the rhythm expects: only a step as loud as
                     # this runner's steps (not a scuff or a rustle between steps)
                     gate = self.early_gate_db
                     if self.cand_peak < self.early_peak * self.step_level:
                         gate = -1e9
                 passed = 0
-                if self.cand_override and (self.cand_peak < self.override_ratio * self.last_peak
-                                           or self.cand_level < self.last_level + self.override_db):
+                if self.cand_override and self.cand_rhythm:
+                    if self.cand_peak >= self.rhythm_override * self.last_peak and (
+                            self.n_steps_seen < 4 or self.cand_level >= self.step_db - gate):
+                        passed = 1
+                elif self.cand_override and (self.cand_peak < self.override_ratio * self.last_peak
+                                             or self.cand_level < self.last_level + self.override_db):
                     pass
                 elif self.n_steps_seen < 4 or self.cand_level >= self.step_db - gate:
                     passed = 1
@@ -1111,6 +1164,10 @@ cdef class StepDetector:
                         passed = 0
                 if passed:
                     if self.cand_override:
+                        if self.collecting:
+                            # the detection it replaces: its features from
+                            # the window seen so far
+                            self._emit_step()
                         self._supersede()
                     self._commit()
                 self.state = 0
@@ -1344,6 +1401,9 @@ cdef class StepDetector:
         lim = self.cand_hop - self.lookback_hops
         if lim < self.last_onset_hop + self.min_interval_hops // 2:
             lim = self.last_onset_hop + self.min_interval_hops // 2
+        if self.cand_rhythm and lim <= (self.replaced_hop + self.cand_hop) // 2:
+            # (not back into the sound it supersedes, which may be close before it)
+            lim = (self.replaced_hop + self.cand_hop) // 2 + 1
         if lim < 0:
             lim = 0
         # and 6 dB above the local background (the median hop just before the
@@ -1536,6 +1596,7 @@ cdef class StepDetector:
                 self.intervals[s] = self.intervals[s + 1]
             self.n_intervals -= 1
         self.last_pushed = 0
+        self.replaced_hop = self.last_onset_hop
         self.last_onset_hop = self.prev_onset_hop
 
     cdef double _pre_onset_db(self, long long onset_hop, long long not_before) noexcept nogil:

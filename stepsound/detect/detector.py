@@ -84,6 +84,13 @@ class DetectorConfig:
         ``halve_rel`` of the typical step peak or more, twice as high as
         elsewhere in the interval) in 3 of 4 intervals, every other step was
         being missed, and the rhythm's interval is halved.  0: off.
+    rhythm_override : float
+        Supersession by the rhythm: inside the refractory interval of a
+        detection that came off the rhythm, a candidate where the rhythm
+        expects the step (within ``expect_tol`` of the median interval after
+        the detection before it, and closer to it than that detection by
+        ``expect_tol`` at least; ``rhythm_tol``: how close it must be) is a step with an ODF peak of this many
+        times that detection's, at any level, and supersedes it.  0: off.
     gate : str or None
         Candidate gate: ``"gate"`` = the small network shipped in the package
         (``stepsound/detect/models/gate.npz``, trained by
@@ -134,6 +141,8 @@ class DetectorConfig:
     expect_rel: float = 0.25
     expect_abs: float = 1.0
     halve_rel: float = 0.25
+    rhythm_override: float = 0.6
+    rhythm_tol: float = 0.1
     gate: str | None = "gate"
     gate_threshold: float | None = None
     model: str | None = None
@@ -297,7 +306,8 @@ class Detector:
                 fast_windows_s=np.asarray(c.fast_windows_s, float), override_ratio=c.override_ratio,
                 override_db=c.override_db, early_ratio=c.early_ratio, early_gate_db=c.early_gate_db,
                 early_peak=c.early_peak, expect_tol=c.expect_tol, expect_rel=c.expect_rel,
-                expect_abs=c.expect_abs, halve_rel=c.halve_rel, capacity=64)
+                expect_abs=c.expect_abs, halve_rel=c.halve_rel, rhythm_override=c.rhythm_override,
+                rhythm_tol=c.rhythm_tol, capacity=64)
         except ValueError as exc:
             raise ParameterError(str(exc)) from None
         self.hop_length = hop_length
