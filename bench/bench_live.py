@@ -17,7 +17,8 @@ but the metronome (a runner not yet running): how many of our own clicks were co
 Recordings: the project's own `audio_fixtures/treadmill_run.flac` (synthetic, exact truth) and,
 where ../shared/data exists, real footstep recordings (read in place, never copied; truth = their
 `high` annotation rows).  Step times are found in the captured audio itself (cross-correlation
-with the source), so player underruns cannot misalign them.
+of the 3 s around each step with the source; a step no window matched takes its nearest matched
+neighbour's lag), so player underruns cannot misalign them.
 
 Usage::
 
@@ -104,6 +105,26 @@ def click_arrivals(mic: np.ndarray, rate: int, clicks_s: np.ndarray, volume: flo
     return est["arrival"] if est["peak_db"] >= 20 else None
 
 
+def fill_unlocated(times: np.ndarray, heard: np.ndarray) -> np.ndarray:
+    """Place the moments the waveform match could not find (NaN) by their located neighbours.
+
+    Our clicks, louder than a quiet step, can pull the normalised correlation of the
+    ±0.3 s around that step below the match threshold.  The step is still in the capture:
+    dropping it from the truth would make its detection a false one.  The capture drifts
+    from the source only by rare jumps (an underrun), so such a moment is placed with the
+    lag (capture time - source time) of the nearest located moment in source time.
+    """
+    times, heard = np.asarray(times, float), np.asarray(heard, float).copy()
+    ok = np.isfinite(heard)
+    if not ok.any():
+        return heard
+    lag = heard[ok] - times[ok]
+    t_ok = times[ok]
+    for i in np.flatnonzero(~ok):
+        heard[i] = times[i] + lag[int(np.argmin(np.abs(t_ok - times[i])))]
+    return heard
+
+
 def session(rec: dict, volume: float, target: float | None, echo: bool, workdir: Path, env: dict,
             rate: int) -> dict:
     """One live session; returns its figures."""
@@ -128,7 +149,11 @@ def session(rec: dict, volume: float, target: float | None, echo: bool, workdir:
     mic, mic_rate = sf.read(str(workdir / "mic.flac"), dtype="float32")
     src, src_rate = sf.read(str(rec["path"]), dtype="float32")
     times = np.concatenate([rec["truth"], rec["ignore"]])
-    heard = locate_in_recording(mic, mic_rate, src, src_rate, times, lag_range_s=(-60.0, 5.0), min_corr=0.3)
+    # 3 s windows: a walker's steps look alike, and with our clicks louder than them a short
+    # window around one step can match its neighbour half a second away
+    heard = locate_in_recording(mic, mic_rate, src, src_rate, times, half_window_s=1.5, search_s=0.25,
+                                lag_range_s=(-60.0, 5.0), min_corr=0.3)
+    heard = fill_unlocated(times, heard)
     heard_true, heard_ignore = heard[:len(rec["truth"])], heard[len(rec["truth"]):]
     span = len(mic) / mic_rate
     inside = (heard_true > 0.5) & (heard_true < span - 0.2)
