@@ -136,3 +136,20 @@ def test_sounds_that_keep_no_stride_show_no_cadence_but_a_limp_does():
     feed(tr, limp)
     shown = tr.at(int(limp[-1]) + 100)
     assert shown == pytest.approx(60000 / 350, abs=1.5)
+
+
+def test_a_stray_sound_now_and_then_after_a_stop_shows_no_cadence():
+    # a steady run at 350 ms, then the runner stands; a sound every 0.7 s and 0.98 s in
+    # turn is taken for a step (every other one lands two periods on, on the rhythm), so
+    # the rhythm looks kept -- but a quarter of the steps it expects arrive: no cadence
+    run = list(np.arange(20) * 350)
+    stray = list(run[-1] + np.cumsum([700, 980] * 5))
+    tr = CadenceTracker(SR)
+    feed(tr, run + stray)
+    assert tr.at(stray[-1] + 100) is None
+    # after the same run, a runner with every third step missed (two of three heard) still
+    # shows the cadence
+    tr = CadenceTracker(SR)
+    heard = run + list(run[-1] + np.cumsum([350, 700] * 8))
+    feed(tr, heard)
+    assert tr.at(int(heard[-1]) + 100) == pytest.approx(60000 / 350, abs=1.0)
