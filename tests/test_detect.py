@@ -346,6 +346,26 @@ def test_a_quiet_step_where_the_rhythm_expects_one_is_found():
     assert match(on, late[~quiet], int(0.02 * sr))[0] == (~quiet).sum()
 
 
+def test_a_quiet_step_where_a_limps_rhythm_expects_one_is_found():
+    # a limp: 340 and 460 ms in turn (each 15 % off the median, so the median
+    # interval never predicts the next step).  Every sixth step from the 10th on
+    # is 16 dB quieter: found one same-foot interval after the step before it (once four
+    # intervals since a miss show the pattern)
+    sr = 16000
+    gaps = np.array([int(0.34 * sr), int(0.46 * sr)] * 26)
+    steps = int(0.6 * sr) + np.concatenate([[0], np.cumsum(gaps)])
+    quiet = np.zeros(len(steps), bool)
+    quiet[9::6] = True
+    levels = np.where(quiet, 0.3 * 10 ** (-16 / 20), 0.3)
+    y = burst_train(steps, levels, sr, duration_s=float(steps[-1]) / sr + 1.0)
+    tol = int(0.02 * sr)
+    on = _onset_samples(Detector(sr), y)
+    assert match(on, steps[quiet], tol)[0] >= quiet.sum() - 2
+    assert match(on, steps, tol)[2] == 0
+    off = _onset_samples(Detector(sr, DetectorConfig(limp_tol=0.0)), y)
+    assert match(off, steps[quiet], tol)[0] == 0
+
+
 def _half_rate_scene(sr, quiet_db):
     """Loud steps at 90 spm, then from the 9th on a quiet step half-way between each: a runner at 180 spm."""
     iv = int(sr * 60 / 90)

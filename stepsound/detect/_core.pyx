@@ -213,6 +213,11 @@ cdef class StepDetector:
         below ``expect_abs * threshold_abs``); ``expect_rel`` 0: off.
     halve_rel : float
         Half-rate escape (see ``_half_rate_check``); 0: off.
+    limp_tol : float
+        A limp's rhythm also expects a step (``expect_rel``): when the last
+        four intervals alternate and each foot's repeats within ``limp_tol``
+        of the median interval, one same-foot interval after the last
+        detection (see ``_limp_expects``); 0: off.
     rhythm_override : float
         Supersession by the rhythm: inside the refractory interval of a
         detection that came off the rhythm, a candidate where the rhythm
@@ -291,7 +296,7 @@ cdef class StepDetector:
     cdef long long prev_onset_hop, replaced_hop
     cdef double last_peak, last_level
     cdef bint last_pushed, cand_override, cand_rhythm
-    cdef readonly double override_ratio, override_db, rhythm_override, rhythm_tol
+    cdef readonly double override_ratio, override_db, rhythm_override, rhythm_tol, limp_tol
     cdef double step_level     # typical ODF peak of recent steps (tracked)
     cdef long long first_signal_hop   # first hop that was not digital silence (-1: none yet)
     cdef long long last_silent_hop    # latest hop of digital silence
@@ -364,7 +369,8 @@ cdef class StepDetector:
                  double override_ratio=0.0, double override_db=0.0, double early_ratio=0.75,
                  double early_gate_db=6.0, double early_peak=0.6, double expect_tol=0.15,
                  double expect_rel=0.0, double expect_abs=1.0, double halve_rel=0.0,
-                 double rhythm_override=0.0, double rhythm_tol=0.1, int capacity=64):
+                 double rhythm_override=0.0, double rhythm_tol=0.1, double limp_tol=0.0,
+                 int capacity=64):
         cdef int i, j
         if not (8000 <= sample_rate <= 192000):
             raise ValueError(f"sample_rate={sample_rate} must be between 8000 and 192000 Hz")
@@ -442,6 +448,9 @@ cdef class StepDetector:
         if not (isfinite(rhythm_tol) and 0 <= rhythm_tol <= 0.5):
             raise ValueError(f"rhythm_tol={rhythm_tol} must be in [0, 0.5]")
         self.rhythm_tol = rhythm_tol
+        if not (isfinite(limp_tol) and 0 <= limp_tol <= 0.5):
+            raise ValueError(f"limp_tol={limp_tol} must be in [0, 0.5] (0: off)")
+        self.limp_tol = limp_tol
         self.ref_decay = pow(10.0, -hop_s / 0.02)      # reference hold: -10 dB per 20 ms
         self.leak_margin_db = 6.0
         self.veto_hops = max(2, <int> (0.006 / hop_s + 0.5))  # + arrival tolerance
@@ -1068,7 +1077,8 @@ cdef class StepDetector:
                 elif 0.15 <= t2 <= 0.85 and odf > self.side_peak:
                     self.side_peak = odf
             if (self.expect_rel > 0.0 and quiet_out
-                    and fabs((h - self.last_onset_hop) / med - 1.0) <= self.expect_tol):
+                    and (fabs((h - self.last_onset_hop) / med - 1.0) <= self.expect_tol
+                         or self._limp_expects(h, med))):
                 # where the rhythm expects the next step: a quieter one is still a step
                 t2 = self.expect_rel * self.step_level
                 if t2 < self.expect_abs * self.thr_abs:
@@ -1355,6 +1365,28 @@ cdef class StepDetector:
             tmp[k + 1] = t
         return tmp[n // 2]
 
+    cdef inline double _limp_interval(self, double med) noexcept nogil:
+        """The interval a limp's rhythm expects next [hops], or 0 (no limp).
+
+        A limp alternates a long and a short interval, each about 15 % off the
+        median, so the median never predicts the next step; the same foot's
+        last interval (the one before the last) does.  Only when the last four
+        intervals alternate (the last two differ by more than ``limp_tol`` of
+        the median) and each foot's repeats (within ``limp_tol``).
+        """
+        if self.limp_tol <= 0.0 or self.n_intervals < 4:
+            return 0.0
+        if (fabs(<double> (self.intervals[0] - self.intervals[2])) > self.limp_tol * med
+                or fabs(<double> (self.intervals[1] - self.intervals[3])) > self.limp_tol * med
+                or fabs(<double> (self.intervals[0] - self.intervals[1])) <= self.limp_tol * med):
+            return 0.0
+        return <double> self.intervals[1]
+
+    cdef inline bint _limp_expects(self, long long h, double med) noexcept nogil:
+        """Does a limp's rhythm expect the next step at hop h (see _limp_interval)?"""
+        cdef double a = self._limp_interval(med)
+        return a > 0.0 and fabs((h - self.last_onset_hop) / a - 1.0) <= self.expect_tol
+
     cdef double _median_interval(self) noexcept nogil:
         cdef long long tmp[8]
         cdef int i, j, n = self.n_intervals
@@ -1521,7 +1553,7 @@ cdef class StepDetector:
     cdef double _gate_score(self, bint passed) noexcept nogil:
         """The candidate's features; its gate score (1.0 without a gate); a log row if logging."""
         cdef double f[NCF]
-        cdef double med = 0.0, z, act, out
+        cdef double med = 0.0, z, act, out, alt
         cdef int b, i, j
         for b in range(NB):
             f[b] = _clamp(self.cand_e[b] - self.floor_db[b], -20.0, 80.0)
@@ -1533,7 +1565,10 @@ cdef class StepDetector:
         if self.n_intervals >= 3:
             med = self._median_interval()
             if med > 0:
-                f[10] = _clamp((self.cand_hop - self.last_onset_hop) / med, 0.0, 3.0)
+                # place in the rhythm: re the interval expected next (a
+                # limp's same-foot interval where it limps)
+                alt = self._limp_interval(med)
+                f[10] = _clamp((self.cand_hop - self.last_onset_hop) / (alt if alt > 0.0 else med), 0.0, 3.0)
                 f[11] = 1.0
         f[12] = 1.0 if self.cand_override else 0.0
         f[13] = log(self.cand_peak + 1.0)

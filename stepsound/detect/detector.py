@@ -84,6 +84,11 @@ class DetectorConfig:
         ``halve_rel`` of the typical step peak or more, twice as high as
         elsewhere in the interval) in 3 of 4 intervals, every other step was
         being missed, and the rhythm's interval is halved.  0: off.
+    limp_tol : float
+        A limp (a long and a short interval in turn, each foot's repeating
+        within ``limp_tol`` of the median interval) expects the next step
+        one same-foot interval after the last detection, and the lowered
+        threshold of ``expect_rel`` applies there too.  0: off.
     rhythm_override : float
         Supersession by the rhythm: inside the refractory interval of a
         detection that came off the rhythm, a candidate where the rhythm
@@ -143,6 +148,7 @@ class DetectorConfig:
     halve_rel: float = 0.25
     rhythm_override: float = 0.6
     rhythm_tol: float = 0.1
+    limp_tol: float = 0.1
     gate: str | None = "gate"
     gate_threshold: float | None = None
     model: str | None = None
@@ -307,7 +313,7 @@ class Detector:
                 override_db=c.override_db, early_ratio=c.early_ratio, early_gate_db=c.early_gate_db,
                 early_peak=c.early_peak, expect_tol=c.expect_tol, expect_rel=c.expect_rel,
                 expect_abs=c.expect_abs, halve_rel=c.halve_rel, rhythm_override=c.rhythm_override,
-                rhythm_tol=c.rhythm_tol, capacity=64)
+                rhythm_tol=c.rhythm_tol, limp_tol=c.limp_tol, capacity=64)
         except ValueError as exc:
             raise ParameterError(str(exc)) from None
         self.hop_length = hop_length
