@@ -218,14 +218,14 @@ cdef class StepDetector:
         four intervals alternate and each foot's repeats within ``limp_tol``
         of the median interval, one same-foot interval after the last
         detection (see ``_limp_expects``); 0: off.
-    rhythm_override : float
+    rhythm_override, rhythm_tol : float
         Supersession by the rhythm: inside the refractory interval of a
         detection that came off the rhythm, a candidate where the rhythm
-        expects the step (within ``expect_tol`` of the median interval after
-        the detection before it, and closer to it by ``expect_tol`` at
-        least; ``rhythm_tol``: how close a candidate must be) supersedes it with an ODF peak of ``rhythm_override`` times
-        that detection's, at any level (a clink or a consonant just before
-        the step had taken its place); 0: off.
+        expects the step (within ``rhythm_tol`` of the median interval after
+        the detection before it, and closer to it than that detection by
+        ``expect_tol`` at least) supersedes it with an ODF peak of
+        ``rhythm_override`` times that detection's, at any level (a clink or
+        a consonant just before the step had taken its place); 0: off.
     capacity : int
         Size of the internal event table; :meth:`process` must be fed at most
         :attr:`max_block` samples per call so the table cannot overflow.

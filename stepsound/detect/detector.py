@@ -89,12 +89,12 @@ class DetectorConfig:
         within ``limp_tol`` of the median interval) expects the next step
         one same-foot interval after the last detection, and the lowered
         threshold of ``expect_rel`` applies there too.  0: off.
-    rhythm_override : float
+    rhythm_override, rhythm_tol : float
         Supersession by the rhythm: inside the refractory interval of a
         detection that came off the rhythm, a candidate where the rhythm
-        expects the step (within ``expect_tol`` of the median interval after
+        expects the step (within ``rhythm_tol`` of the median interval after
         the detection before it, and closer to it than that detection by
-        ``expect_tol`` at least; ``rhythm_tol``: how close it must be) is a step with an ODF peak of this many
+        ``expect_tol`` at least) is a step with an ODF peak of this many
         times that detection's, at any level, and supersedes it.  0: off.
     gate : str or None
         Candidate gate: ``"gate"`` = the small network shipped in the package
