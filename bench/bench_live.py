@@ -109,8 +109,9 @@ def fill_unlocated(times: np.ndarray, heard: np.ndarray) -> np.ndarray:
     """Place the moments the waveform match could not find (NaN) by their located neighbours.
 
     Our clicks, louder than a quiet step, can pull the normalised correlation of the
-    ±0.3 s around that step below the match threshold.  The step is still in the capture:
-    dropping it from the truth would make its detection a false one.  The capture drifts
+    window around that step below the match threshold, and a window that runs past either
+    end of the source is not matched at all.  The step is still in the capture: dropping
+    it from the truth would make its detection a false one.  The capture drifts
     from the source only by rare jumps (an underrun), so such a moment is placed with the
     lag (capture time - source time) of the nearest located moment in source time.
     """

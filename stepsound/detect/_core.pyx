@@ -1080,9 +1080,7 @@ cdef class StepDetector:
                     and (fabs((h - self.last_onset_hop) / med - 1.0) <= self.expect_tol
                          or self._limp_expects(h, med))):
                 # where the rhythm expects the next step: a quieter one is still a step
-                t2 = self.expect_rel * self.step_level
-                if t2 < self.expect_abs * self.thr_abs:
-                    t2 = self.expect_abs * self.thr_abs
+                t2 = self._expect_threshold()
                 if t2 < thr:
                     thr = t2
         if self.state == 0:
@@ -1118,11 +1116,7 @@ cdef class StepDetector:
                 # from the detection before it.
                 pn = fabs((h - self.prev_onset_hop) / med - 1.0)
                 pl = fabs((self.last_onset_hop - self.prev_onset_hop) / med - 1.0)
-                t2 = thr
-                if self.expect_rel > 0.0:
-                    t2 = self.expect_rel * self.step_level
-                    if t2 < self.expect_abs * self.thr_abs:
-                        t2 = self.expect_abs * self.thr_abs
+                t2 = self._expect_threshold() if self.expect_rel > 0.0 else thr
                 if pn <= self.rhythm_tol and pl >= pn + self.expect_tol and odf > t2:
                     self.state = 1
                     self.cand_override = 1
@@ -1364,6 +1358,14 @@ cdef class StepDetector:
                 k -= 1
             tmp[k + 1] = t
         return tmp[n // 2]
+
+    cdef inline double _expect_threshold(self) noexcept nogil:
+        """The ODF threshold where the rhythm expects a step: ``expect_rel`` of
+        the typical step peak, never below ``expect_abs`` times the absolute one."""
+        cdef double t = self.expect_rel * self.step_level
+        if t < self.expect_abs * self.thr_abs:
+            t = self.expect_abs * self.thr_abs
+        return t
 
     cdef inline double _limp_interval(self, double med) noexcept nogil:
         """The interval a limp's rhythm expects next [hops], or 0 (no limp).
