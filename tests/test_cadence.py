@@ -67,6 +67,22 @@ def test_no_cadence_from_too_few_steps():
     assert tr.at(400) is None
 
 
+def test_cadence_shown_only_after_six_steps_since_the_rhythm_began():
+    # three intervals give a period, but a rhythm locked on a consonant among the first steps is
+    # often wrong: the display waits for START_STEPS steps, after a pause too
+    tr = CadenceTracker(SR)
+    for i in range(10):
+        tr.add(i * 350)
+        shown = tr.at(i * 350 + 10)
+        assert (shown is None) == (i + 1 < CadenceTracker.START_STEPS), i
+    restart = 9 * 350 + 8000
+    for i in range(6):
+        tr.add(restart + i * 400)
+        shown = tr.at(restart + i * 400 + 10)
+        assert (shown is None) == (i + 1 < CadenceTracker.START_STEPS), i
+    assert shown == pytest.approx(150.0)
+
+
 def test_side_asymmetry():
     steps = []
     for i in range(40):

@@ -490,3 +490,28 @@ def test_the_shipped_gate_scores_each_candidate_and_commits_those_above_its_thre
     assert committed.sum() == len(onsets)
     hits, misses, fas, _ = match([o.onset_sample for o in onsets], truth, int(0.025 * 16000))
     assert misses == 0 and fas == 0        # clean impacts on a steady rhythm pass the gate
+
+
+def test_the_look_back_moves_an_onset_back_at_most_lookback_s():
+    # a murmur (speech, clatter) running into each step for 75 ms, as loud as the step's quieter part:
+    # the look-back may walk back over it, but no further than lookback_s (40 ms), where the
+    # annotated step (its loudest transient) could no longer be scored
+    sr = 16000
+    x, onsets = bursts(sample_rate=sr, duration_s=10.0, noise_rms=0.01, seed=5)
+    rng = np.random.default_rng(2)
+    y = x.copy()
+    n = int(0.075 * sr)
+    ramp = np.linspace(0.0, 1.0, n) ** 0.5     # a slow swell: no onset of its own
+    for o in onsets:
+        y[o - n:o] += (0.04 * ramp * rng.normal(0.0, 1.0, n)).astype(np.float32)
+
+    def offsets(config):
+        on = np.array([e.onset_sample for e in Detector(sr, config).process(y) if isinstance(e, Onset)])
+        j = np.argmin(np.abs(on[:, None] - onsets[None, :]), axis=0)
+        d = (on[j] - onsets) / sr
+        return d[np.abs(d) <= 0.1]
+
+    short, long = offsets(DetectorConfig()), offsets(DetectorConfig(lookback_s=0.08))
+    assert len(short) >= 25 and len(long) >= 25
+    assert np.min(short) >= -0.05       # 40 ms from the crossing, a hop or two more from the onset
+    assert np.mean(long < -0.05) > 0.5      # the murmur was taken for part of the footfall

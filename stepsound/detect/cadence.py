@@ -80,7 +80,8 @@ class CadenceTracker:
       typical stride (:attr:`period_samples`).
 
     :meth:`at` is the cadence a display shows at a sample: None ("unknown")
-    before three consistent intervals, once steps stop for more than 2.5
+    before three consistent intervals and ``START_STEPS`` (6) steps accepted
+    since the rhythm (re)started, once steps stop for more than 2.5
     periods (at least 1.2 s), while fewer than two of the last four
     accepted steps landed on the rhythm, while the last intervals keep no
     stride (a stop with stray sounds), and while fewer than half of the
@@ -91,6 +92,7 @@ class CadenceTracker:
     early_ratio = 0.65
     phase_tol = 0.22
     SPARSE_SHARE = 0.5
+    START_STEPS = 6
 
     def __init__(self, sample_rate: int, history: int = 8, pause_s: float = 2.5):
         self.sample_rate = int(sample_rate)
@@ -246,6 +248,13 @@ class CadenceTracker:
         """Smoothed cadence a display shows at ``sample`` [steps/min], or None."""
         period = self.period_samples
         if period is None or self._last is None:
+            return None
+        if len(self._accepted) < self.START_STEPS:
+            # a rhythm locked on the first three intervals is often wrong (a
+            # consonant or a clink among the first steps): show it only once
+            # the tests below can judge it.  Chosen on bench_world tuning
+            # scenes (START_STEPS 0 / 6 / 8: displayed cadence error 7.7 /
+            # 6.8 / 6.6 spm, windows with no display 3 / 4 / 6 %).
             return None
         if sample - self._last > max(2.5 * period, 1.2 * self.sample_rate):
             return None
